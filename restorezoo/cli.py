@@ -1,0 +1,125 @@
+"""The ``restorezoo`` command: LightningCLI for fit/validate/test/predict, plus ``restore`` and ``list``.
+
+``main(args)`` runs in-process (tests call it). Models and datamodules are named by short class
+name in configs (``class_path: InstructIR``) because their packages are imported here. Failures a
+user can fix print one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from restorezoo.errors import RestoreZooError
+
+TOOLS = ("restore", "list")
+
+
+def _lightning_cli(args: list[str] | None) -> None:
+    from lightning.pytorch.cli import LightningCLI
+
+    import restorezoo.data  # noqa: F401  (short class names in configs)
+    import restorezoo.models  # noqa: F401
+    from restorezoo.data import RestorationDataModule
+    from restorezoo.inference import ImageWriter
+    from restorezoo.metrics import RestorationMetrics
+    from restorezoo.models import RestorationModule
+
+    class RestorationCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
+            # The metric callback and the image writer are always on; configs tune them.
+            parser.add_lightning_class_args(RestorationMetrics, "metrics")
+            parser.add_lightning_class_args(ImageWriter, "writer")
+
+    RestorationCLI(
+        model_class=RestorationModule,
+        datamodule_class=RestorationDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+    )
+
+
+def _restore(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="restorezoo restore", description="Restore image files with a trained or released model."
+    )
+    parser.add_argument("images", nargs="+", help="input image files")
+    parser.add_argument("--model", default=None, help="model name (restorezoo list); optional with --ckpt")
+    parser.add_argument("--ckpt", default=None, help="checkpoint written by `restorezoo fit`")
+    parser.add_argument("--weights", default=None, help="released weights (e.g. im_instructir-7d.pt)")
+    parser.add_argument("--extra-weights", default=None, help="second released file (e.g. lm_instructir-7d.pt)")
+    parser.add_argument("--prompt", default="", help="instruction, e.g. 'remove the noise'")
+    parser.add_argument("--caption", default="", help="semantic description of the content (diffusion models)")
+    parser.add_argument("-o", "--output", default="restored", help="output folder, or file for one input")
+    parser.add_argument("--suffix", default="_restored", help="added to output file stems in a folder")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    opts = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from restorezoo import load_model
+    from restorezoo.data.io import load_image, save_image
+    from restorezoo.inference import pick_device, restore_tensor
+
+    inputs = [Path(p) for p in opts.images]
+    for path in inputs:
+        if not path.is_file():
+            raise RestoreZooError(f"input image not found: {path}")
+    output = Path(opts.output)
+    as_file = len(inputs) == 1 and output.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+    targets = [output if as_file else output / f"{p.stem}{opts.suffix}.png" for p in inputs]
+    resolved_inputs = {p.resolve() for p in inputs}
+    for target in targets:
+        if target.resolve() in resolved_inputs:
+            raise RestoreZooError(f"refusing to overwrite the input {target}; choose another -o/--suffix")
+    if len(set(targets)) != len(targets):
+        raise RestoreZooError("several inputs share a file name; restore them into separate folders")
+
+    model = load_model(opts.model, ckpt=opts.ckpt, weights=opts.weights, extra_weights=opts.extra_weights)
+    model = model.to(pick_device(opts.device))
+    for path, target in tqdm(list(zip(inputs, targets)), desc="restoring", unit="img", disable=len(inputs) < 2):
+        image = load_image(path)
+        restored = restore_tensor(model, image, opts.prompt, opts.caption)
+        save_image(restored, target)
+        print(f"{path} -> {target}")
+
+
+def _list(argv: list[str]) -> None:
+    from restorezoo import list_models
+    from restorezoo.data.benchmarks import PRESETS
+
+    print("models:")
+    for name in list_models():
+        print(f"  {name}")
+    configs = sorted(Path("configs").glob("*/*.yaml")) if Path("configs").is_dir() else []
+    if configs:
+        print("configs:")
+        for config in configs:
+            print(f"  {config}")
+    print("benchmarks:")
+    for name, preset in sorted(PRESETS.items()):
+        print(f"  {name:<20} {preset.task:<12} {preset.protocol.describe()}")
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``restorezoo`` console script."""
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        if argv and argv[0] == "restore":
+            _restore(argv[1:])
+        elif argv and argv[0] == "list":
+            _list(argv[1:])
+        else:
+            _lightning_cli(None if args is None else argv)
+    except (RestoreZooError, FloatingPointError) as error:
+        print(f"restorezoo: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

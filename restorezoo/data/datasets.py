@@ -1,0 +1,447 @@
+"""Datasets that yield the batch contract: paired folders, manifests, synthetic pairs, the bundled sample.
+
+All of them share one base, ``RestorationDataset``, which owns what is the same everywhere:
+training crops and flips, the prompt rule, per-index determinism for evaluation and the sample
+layout. A dataset only says how to get its i-th (LQ, HQ, task, prompt, caption).
+
+Prompt rule, per sample: an explicit ``prompt`` argument wins; then the dataset's own text (a
+manifest column); then, when the task is known, an instruction from the bank (a random training
+instruction in training, a deterministic held-out one in evaluation); else "" (blind).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from restorezoo.data.batch import make_sample
+from restorezoo.data.degrade import build_degradation
+from restorezoo.data.io import list_images, load_image
+from restorezoo.data.prompts import INSTRUCTIR_TASKS, canonical_task, instructions
+from restorezoo.errors import DataError
+from restorezoo.metrics.protocol import RGB, MetricProtocol
+
+
+@dataclass
+class Item:
+    """What a concrete dataset provides for one index, before cropping and prompting."""
+
+    hq: Tensor | None
+    lq: Tensor | None = None
+    task: str = ""
+    prompt: str = ""
+    caption: str = ""
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    degradation: Any = None
+    """A ``Degradation`` to apply to the (cropped) HQ when ``lq`` is None."""
+
+
+class RestorationDataset(Dataset):
+    """Base of every restorezoo dataset.
+
+    Args:
+        benchmark: name of this set in metric tables (unique within a stage).
+        protocol: how the metric callback scores it (RGB, uint8, no crop by default).
+        prompt: a fixed instruction for every sample (overrides everything else).
+        caption: a fixed semantic caption for every sample.
+        repeat: iterate the data this many times per epoch (small sets, many random crops).
+        seed: base seed of the per-index degradations in evaluation.
+    """
+
+    def __init__(
+        self,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.benchmark = benchmark or type(self).__name__.lower()
+        self.protocol = protocol or RGB
+        self.prompt = prompt
+        self.caption = caption
+        self.repeat = max(int(repeat), 1)
+        self.seed = seed
+        self.training = False
+        self.patch_size: int | None = None
+        self.flip = False
+
+    def configure(self, training: bool, patch_size: int | None = None, flip: bool = True) -> RestorationDataset:
+        """Set by the DataModule: random crops/flips and random prompts in training, full images otherwise."""
+        self.training = training
+        self.patch_size = patch_size if training else None
+        self.flip = flip and training
+        return self
+
+    # -- subclasses implement these two
+    def num_items(self) -> int:
+        raise NotImplementedError
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        raise NotImplementedError
+
+    # -- shared machinery
+    def __len__(self) -> int:
+        return self.num_items() * (self.repeat if self.training else 1)
+
+    def _generator(self, index: int) -> torch.Generator:
+        generator = torch.Generator()
+        if self.training:  # fresh randomness, reproducible through seed_everything(workers=True)
+            generator.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+        else:
+            generator.manual_seed(self.seed * 1_000_003 + index)
+        return generator
+
+    def _crop_and_flip(self, images: list[Tensor], generator: torch.Generator) -> list[Tensor]:
+        if self.patch_size is not None:
+            size = self.patch_size
+            height, width = images[0].shape[-2:]
+            if height < size or width < size:
+                pad = (0, max(size - width, 0), 0, max(size - height, 0))
+                mode = "reflect" if height > size // 2 and width > size // 2 else "replicate"
+                images = [torch.nn.functional.pad(im[None], pad, mode=mode)[0] for im in images]
+                height, width = images[0].shape[-2:]
+            top = int(torch.randint(0, height - size + 1, (1,), generator=generator))
+            left = int(torch.randint(0, width - size + 1, (1,), generator=generator))
+            images = [im[:, top : top + size, left : left + size] for im in images]
+        if self.flip:
+            flips = torch.rand(2, generator=generator)
+            if flips[0] < 0.5:
+                images = [im.flip(-1) for im in images]
+            if flips[1] < 0.5:
+                images = [im.flip(-2) for im in images]
+        return [im.contiguous() for im in images]
+
+    def _choose_prompt(self, item: Item, index: int, generator: torch.Generator) -> str:
+        if self.prompt is not None:
+            return self.prompt
+        if item.prompt:
+            return item.prompt
+        task = item.task.split("+")[0] if item.task else ""
+        if task in INSTRUCTIR_TASKS:
+            bank = instructions(task, "train" if self.training else "test")
+            pick = int(torch.randint(0, len(bank), (1,), generator=generator)) if self.training else index
+            return bank[pick % len(bank)]
+        return ""
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {self.benchmark} ({len(self)} samples)")
+        generator = self._generator(index)
+        base_index = index % self.num_items()
+        item = self.item(base_index, generator)
+        params = dict(item.params)
+        if item.lq is None:
+            if item.hq is None or item.degradation is None:
+                raise DataError(f"{self.benchmark}[{base_index}] has neither an LQ image nor a degradation")
+            (hq,) = self._crop_and_flip([item.hq], generator)
+            lq, applied = item.degradation(hq[None], generator=generator)
+            lq = lq[0].clamp(0, 1)
+            params.update(applied[0])
+            item.task = item.task or str(applied[0].get("task", ""))
+        elif item.hq is not None:
+            if item.lq.shape != item.hq.shape:
+                raise DataError(
+                    f"{self.benchmark}: pair '{item.name}' differs in size: LQ {tuple(item.lq.shape[1:])} "
+                    f"vs HQ {tuple(item.hq.shape[1:])}"
+                )
+            lq, hq = self._crop_and_flip([item.lq, item.hq], generator)
+        else:
+            (lq,) = self._crop_and_flip([item.lq], generator)
+            hq = None
+        return make_sample(
+            lq,
+            hq,
+            prompt=self._choose_prompt(item, base_index, generator),
+            caption=self.caption if self.caption is not None else item.caption,
+            task=item.task,
+            params=params,
+            name=item.name,
+            benchmark=self.benchmark,
+            index=index if not self.training else base_index,
+        )
+
+
+def _task_name(task: str | None) -> str:
+    return canonical_task(task) if task else ""
+
+
+def match_pairs(lq_dir: Path, hq_dir: Path, match: str = "stem") -> list[tuple[Path, Path]]:
+    """Pair LQ and HQ files by name. ``match="prefix"`` pairs ``0001_0.8_0.2.png`` (LQ) with ``0001.png``.
+
+    Raises a ``DataError`` listing unmatched files on either side.
+    """
+
+    def key(path: Path) -> str:
+        return path.stem.split("_")[0] if match == "prefix" else path.stem
+
+    hq_files = {key(p): p for p in list_images(hq_dir)}
+    pairs, unmatched = [], []
+    for lq in list_images(lq_dir):
+        hq = hq_files.get(key(lq))
+        (pairs.append((lq, hq)) if hq is not None else unmatched.append(lq.name))
+    used = {hq for _, hq in pairs}
+    orphans = [p.name for p in hq_files.values() if p not in used]
+    if unmatched or (orphans and match == "stem"):
+        shown = ", ".join((unmatched + orphans)[:8])
+        raise DataError(
+            f"{len(unmatched)} LQ files in {lq_dir} and {len(orphans) if match == 'stem' else 0} HQ files in "
+            f"{hq_dir} have no partner (matching by {match}): {shown}"
+        )
+    return pairs
+
+
+def _require_dir(path: str | Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{what} folder not found: {path}")
+    if not list_images(path):
+        raise DataError(f"{what} folder {path} holds no images")
+    return path
+
+
+class PairedFolder(RestorationDataset):
+    """An LQ folder and an HQ folder matched by file stem (or ``match="prefix"``, e.g. SOTS).
+
+    Without ``hq_dir`` it yields LQ images only (prediction on real photos).
+    """
+
+    def __init__(
+        self,
+        lq_dir: str,
+        hq_dir: str | None = None,
+        task: str | None = None,
+        match: str = "stem",
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(benchmark or Path(lq_dir).parent.name, protocol, prompt, caption, repeat, seed)
+        lq_path = _require_dir(lq_dir, "LQ")
+        if hq_dir is None:
+            self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in list_images(lq_path)]
+        else:
+            self.pairs = list(match_pairs(lq_path, _require_dir(hq_dir, "HQ"), match))
+        self.task = _task_name(task)
+
+    def num_items(self) -> int:
+        return len(self.pairs)
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        lq_path, hq_path = self.pairs[index]
+        hq = load_image(hq_path) if hq_path is not None else None
+        return Item(hq=hq, lq=load_image(lq_path), task=self.task, name=lq_path.stem)
+
+
+class Manifest(RestorationDataset):
+    """Pairs listed in a JSONL or CSV file with columns ``lq`` (required), ``hq``, ``prompt``, ``caption``, ``task``.
+
+    Relative paths resolve against ``root`` (default: the manifest's folder). Rows are validated up
+    front so a typo fails at start-up with its line number, not hours into training.
+    """
+
+    COLUMNS = ("lq", "hq", "prompt", "caption", "task")
+
+    def __init__(
+        self,
+        path: str,
+        root: str | None = None,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        manifest = Path(path).expanduser()
+        super().__init__(benchmark or manifest.stem, protocol, prompt, caption, repeat, seed)
+        if not manifest.is_file():
+            raise DataError(f"manifest not found: {manifest}")
+        base = Path(root).expanduser() if root else manifest.parent
+        self.rows = self._read(manifest)
+        for line, row in enumerate(self.rows, start=2 if manifest.suffix.lower() == ".csv" else 1):
+            if not row.get("lq"):
+                raise DataError(f"{manifest}:{line}: row has no 'lq' path")
+            for key in ("lq", "hq"):
+                if row.get(key):
+                    resolved = (base / row[key]).expanduser()
+                    if not resolved.is_file():
+                        raise DataError(f"{manifest}:{line}: {key} file not found: {resolved}")
+                    row[key] = str(resolved)
+            row["task"] = _task_name(row.get("task") or None)
+        if not self.rows:
+            raise DataError(f"manifest {manifest} has no rows")
+
+    @staticmethod
+    def _read(manifest: Path) -> list[dict[str, str]]:
+        if manifest.suffix.lower() == ".csv":
+            with manifest.open(newline="", encoding="utf-8") as handle:
+                return [{k: (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(handle)]
+        rows = []
+        with manifest.open(encoding="utf-8") as handle:
+            for line, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{manifest}:{line}: invalid JSON ({error.msg})") from error
+                if not isinstance(row, dict):
+                    raise DataError(f"{manifest}:{line}: expected an object with an 'lq' key")
+                rows.append({k: "" if v is None else str(v) for k, v in row.items()})
+        return rows
+
+    def num_items(self) -> int:
+        return len(self.rows)
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        row = self.rows[index]
+        hq = load_image(row["hq"]) if row.get("hq") else None
+        return Item(
+            hq=hq,
+            lq=load_image(row["lq"]),
+            task=row.get("task", ""),
+            prompt=row.get("prompt", ""),
+            caption=row.get("caption", ""),
+            name=Path(row["lq"]).stem,
+        )
+
+
+class Synthetic(RestorationDataset):
+    """Clean images from a folder, degraded on the fly by a pipeline (``restorezoo.data.degrade``).
+
+    ``degradation`` is a spec for ``build_degradation``: a name ("noise"), a dict with arguments
+    ({"name": "noise", "sigmas": [25]}) or a list (applied in order). Evaluation is deterministic per
+    index (seeded by ``seed`` + index), training draws fresh parameters every time.
+    """
+
+    def __init__(
+        self,
+        hq_dir: str,
+        degradation: Any,
+        task: str | None = None,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(benchmark or Path(hq_dir).name, protocol, prompt, caption, repeat, seed)
+        self.files = list_images(_require_dir(hq_dir, "HQ"))
+        self.degradation = build_degradation(degradation)
+        self.task = _task_name(task) if task else ""
+
+    def num_items(self) -> int:
+        return len(self.files)
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        path = self.files[index]
+        return Item(hq=load_image(path), task=self.task, name=path.stem, degradation=self.degradation)
+
+
+SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "astronaut",
+        "motorcycle",
+        "hubble_deep_field",
+        "retina",
+        "camera",
+        "brick",
+        "grass",
+        "gravel",
+        "coins",
+        "moon",
+    ),
+    "val": ("immunohistochemistry",),
+    "test": ("chelsea", "coffee", "rocket"),
+}
+"""Photos bundled with scikit-image, split once and for all so results are comparable across runs."""
+
+
+def _sample_photo(name: str) -> Tensor:
+    import numpy as np
+    from skimage import data as skdata
+
+    if name == "motorcycle":
+        array = skdata.stereo_motorcycle()[0]
+    else:
+        array = getattr(skdata, name)()
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    array = array[..., :3].astype(np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+class Sample(RestorationDataset):
+    """The embedded sample: scikit-image's photos, split into train/val/test, degraded on the fly.
+
+    Every photo appears once per task (``len = photos × tasks``); the table then has one row per task.
+    Needs nothing but the installed package, so quickstarts and tests run offline.
+
+    Args:
+        split: "train", "val" or "test".
+        tasks: degradation names (``build_degradation``), one sample per photo per task.
+        max_side: evaluation images are centre-cropped to at most this many pixels per side (keeps CPU
+            quickstarts fast); training crops come from the full photo.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        tasks: Sequence[str] = ("noise", "blur", "lowlight"),
+        max_side: int | None = 256,
+        benchmark: str = "sample",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(benchmark, protocol, prompt, caption, repeat, seed)
+        if split not in SAMPLE_PHOTOS:
+            raise DataError(f"Sample split must be one of {sorted(SAMPLE_PHOTOS)}, got '{split}'")
+        if not tasks:
+            raise DataError("Sample needs at least one task")
+        self.split = split
+        self.names = SAMPLE_PHOTOS[split]
+        self.tasks = [canonical_task(t) for t in tasks]
+        self.degradations = [build_degradation(t) for t in self.tasks]
+        self.max_side = max_side
+
+    @cached_property
+    def photos(self) -> list[Tensor]:
+        return [_sample_photo(name) for name in self.names]
+
+    def num_items(self) -> int:
+        return len(self.names) * len(self.tasks)
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        photo_index, task_index = divmod(index, len(self.tasks))
+        hq = self.photos[photo_index]
+        if not self.training and self.max_side is not None:
+            height, width = hq.shape[-2:]
+            top, left = max((height - self.max_side) // 2, 0), max((width - self.max_side) // 2, 0)
+            hq = hq[:, top : top + self.max_side, left : left + self.max_side]
+        task = self.tasks[task_index]
+        return Item(
+            hq=hq,
+            task=task,
+            name=f"{self.names[photo_index]}_{task}",
+            degradation=self.degradations[task_index],
+        )

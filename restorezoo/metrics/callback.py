@@ -1,0 +1,478 @@
+"""``RestorationMetrics``: the zoo's one metric callback (DESIGN.md, "Metrics").
+
+Models only return ``{"pred": ...}`` from their validation/test steps; this callback reads the
+prediction, the batch's ``hq``/``lq``/``benchmark``/``task``/``index`` fields and the datamodule's
+benchmark protocols, and owns every number and table (the anomalib "evaluator as callback" shape).
+
+Exactness under DDP: every image has a fixed row in a per-epoch state tensor
+(``offset(benchmark) + batch["index"]``). Ranks add their scores and counts into it, the tensors are
+summed across ranks once at epoch end, and each image's score is its sum divided by its count. The
+samples DistributedSampler repeats to even out the ranks therefore count once, and the table equals
+the single-device one. Nothing on the per-batch path leaves the device (no ``.item()``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+
+from restorezoo.metrics.functional import psnr_ssim
+from restorezoo.metrics.learned import KNOWN_LEARNED, LearnedMetric, build_learned_metrics
+from restorezoo.metrics.protocol import RGB, MetricProtocol
+from restorezoo.metrics.tables import (
+    atomic_write_bytes,
+    overall_means,
+    print_table,
+    rows_from_state,
+    to_markdown,
+    write_csv,
+)
+
+__all__ = ["PSNR_CAP_DB", "RestorationMetrics"]
+
+PSNR_CAP_DB = 100.0
+"""PSNR stored for an image identical to its target (BasicSR returns +inf, which would make any
+benchmark mean inf). 100 dB is far above any real restoration result, so the cap never hides one."""
+
+FUNCTIONAL_METRICS = ("psnr", "ssim")
+STAGES = {"validate": "val", "test": "test"}
+
+
+@dataclass
+class _EpochState:
+    """Per-image accumulators of one validation or test epoch."""
+
+    stage: str
+    columns: list[str]
+    set_names: list[str]
+    protocols: list[MetricProtocol]
+    task_names: list[str]
+    indexed: bool
+    offsets: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    values: Tensor | None = None  # (N + 1) × C sums; the last row collects samples with no valid slot
+    counts: Tensor | None = None  # (N + 1) × C
+    tasks: Tensor | None = None  # N + 1, task index + 1 (0 = unknown)
+    chunks: list[tuple[list[str], Tensor, Tensor, Tensor]] = field(default_factory=list)  # fallback
+    output_dir: Path | None = None
+    saved: dict[str, int] = field(default_factory=dict)
+
+
+class RestorationMetrics(L.Callback):
+    """Score validation and test predictions per (benchmark, task) and write the benchmark table.
+
+    Args:
+        metrics: BasicSR-exact metrics to compute, among ``"psnr"`` and ``"ssim"``.
+        learned: pyiqa metrics (``"lpips"``, ``"dists"``, ``"niqe"``, ``"musiq"``, ``"clipiqa"``);
+            ones whose weights cannot be had show "n/a (weights unavailable)" and the run goes on.
+        compare_input: also score the degraded input against the target (``psnr_lq``, ``ssim_lq``),
+            so the table shows what the model gained.
+        save_images: on test, save an LQ | prediction | HQ strip of the first N images of each
+            benchmark (on global rank zero) under ``<output dir>/images/<benchmark>/``.
+        output_dir: where ``benchmark.md``/``benchmark.csv``/images go; default ``trainer.log_dir``.
+
+    After ``trainer.test``, ``rows`` holds the table as dicts and ``table_markdown`` its Markdown;
+    ``val_rows`` holds the last validation epoch's rows.
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = ("psnr", "ssim"),
+        learned: Sequence[str] = (),
+        compare_input: bool = True,
+        save_images: int = 4,
+        output_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        metrics, learned = tuple(metrics), tuple(learned)
+        bad = [m for m in metrics if m not in FUNCTIONAL_METRICS]
+        if bad:
+            raise ValueError(
+                f"unknown metric(s) {bad}; known: {', '.join(FUNCTIONAL_METRICS)} "
+                f"(learned ones go in `learned`: {', '.join(KNOWN_LEARNED)})"
+            )
+        bad = [m for m in learned if m not in KNOWN_LEARNED]
+        if bad:
+            raise ValueError(f"unknown learned metric(s) {bad}; known: {', '.join(KNOWN_LEARNED)}")
+        if save_images < 0:
+            raise ValueError(f"save_images must be >= 0, got {save_images}")
+        self.metrics = metrics
+        self.learned = learned
+        self.compare_input = compare_input
+        self.save_images = save_images
+        self.output_dir = output_dir
+        self.columns: list[str] = [*metrics, *learned]
+        if compare_input:
+            self.columns += [f"{m}_lq" for m in metrics]
+        self.rows: list[dict[str, Any]] = []
+        self.val_rows: list[dict[str, Any]] = []
+        self.table_markdown: str = ""
+        self._learned: dict[str, LearnedMetric] = {}
+        self._state: _EpochState | None = None
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            rank_zero_warn(message)
+
+    @property
+    def unavailable(self) -> set[str]:
+        """Learned metrics that could not be built (their column reads "n/a (weights unavailable)")."""
+        return {name for name, m in self._learned.items() if not m.available}
+
+    def _build_learned(self, device: torch.device) -> None:
+        if not self.learned or self._learned:
+            return
+        self._learned = build_learned_metrics(self.learned, device)
+        for name, m in self._learned.items():
+            if not m.available:
+                self._warn_once(
+                    f"learned:{name}",
+                    f"RestorationMetrics: '{name}' is unavailable ({m.reason}: {m.detail}); "
+                    "its column will read 'n/a (weights unavailable)'.",
+                )
+
+    # ------------------------------------------------------------------ epoch state
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Build learned metrics where the module will run (the strategy's root device)."""
+        self._build_learned(trainer.strategy.root_device)
+
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._build_learned(pl_module.device)
+        dm = getattr(trainer, "datamodule", None)
+        task_names = [str(t) for t in (getattr(dm, "task_names", None) or [])]
+        eval_sets = getattr(dm, "eval_sets", None)
+        sets = list(eval_sets(stage)) if callable(eval_sets) else None
+        if sets is None:
+            self._state = _EpochState(stage, list(self.columns), [], [], task_names, indexed=False)
+            if trainer.world_size > 1:
+                self._warn_once(
+                    "fallback-ddp",
+                    "RestorationMetrics: the datamodule has no eval_sets(); the table covers rank zero's "
+                    "share only, logged values are averaged over rank means and padded duplicates are "
+                    "kept. Give the datamodule eval_sets() for exact DDP numbers.",
+                )
+        else:
+            names = [str(s[0]) for s in sets]
+            lengths = [int(s[1]) for s in sets]
+            protocols = [s[2] if len(s) > 2 and s[2] is not None else RGB for s in sets]
+            offsets = [sum(lengths[:i]) for i in range(len(lengths))]
+            n = sum(lengths)
+            c = len(self.columns)
+            dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+            self._state = _EpochState(
+                stage,
+                list(self.columns),
+                names,
+                protocols,
+                task_names,
+                indexed=True,
+                offsets=offsets,
+                lengths=lengths,
+                values=torch.zeros(n + 1, c, dtype=dtype, device=pl_module.device),
+                counts=torch.zeros(n + 1, c, dtype=dtype, device=pl_module.device),
+                tasks=torch.zeros(n + 1, dtype=torch.long, device=pl_module.device),
+            )
+        if stage == "test" and self.save_images > 0:
+            # log_dir broadcasts, so every rank must resolve it, not just rank zero.
+            self._state.output_dir = self._resolve_output_dir(trainer)
+
+    def _resolve_output_dir(self, trainer: L.Trainer) -> Path:
+        if self.output_dir is not None:
+            return Path(self.output_dir)
+        return Path(trainer.log_dir or trainer.default_root_dir)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, pl_module, "validate")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, pl_module, "test")
+
+    # ------------------------------------------------------------------ per batch
+
+    def _set_of(self, state: _EpochState, benchmark: str, dataloader_idx: int) -> int:
+        """Position of a sample's benchmark in eval_sets: by name, else by dataloader order."""
+        if benchmark in state.set_names:
+            return state.set_names.index(benchmark)
+        if 0 <= dataloader_idx < len(state.set_names):
+            return dataloader_idx
+        return -1
+
+    def _score(
+        self, state: _EpochState, pred: Tensor, batch: Mapping[str, Any], protocols: list[MetricProtocol]
+    ) -> tuple[Tensor, Tensor]:
+        """B×C scores and B×C 0/1 flags of which were computed, all on the prediction's device."""
+        b, device = pred.shape[0], pred.device
+        cols = state.columns
+        vals = torch.zeros(b, len(cols), dtype=torch.float64, device=device)
+        done = torch.zeros_like(vals)
+        hq, lq = batch.get("hq"), batch.get("lq")
+        paired = isinstance(hq, Tensor) and hq.shape[0] == b
+        # Samples of one batch nearly always share a protocol; score each protocol group at once.
+        groups: dict[MetricProtocol, list[int]] = {}
+        for i, p in enumerate(protocols):
+            groups.setdefault(p, []).append(i)
+        for protocol, members in groups.items():
+            pos = _to_device(members, device) if len(members) < b else None
+
+            def pick(t: Tensor, pos: Tensor | None = pos) -> Tensor:
+                return t if pos is None else t.index_select(0, pos)
+
+            rows = pos if pos is not None else slice(None)
+            if paired and self.metrics:
+                target = pick(hq)
+                pairs = [("", pred)]
+                if self.compare_input and isinstance(lq, Tensor) and lq.shape == hq.shape:
+                    pairs.append(("_lq", lq))
+                for suffix, img in pairs:
+                    p, s = psnr_ssim(pick(img), target, protocol)
+                    scores = {"psnr": p.clamp(max=PSNR_CAP_DB).to(device), "ssim": s.to(device)}
+                    for m in self.metrics:
+                        j = cols.index(m + suffix)
+                        vals[rows, j] = scores[m]
+                        done[rows, j] = 1.0
+        for name, metric in self._learned.items():
+            if not metric.available or f"failed:{name}" in self._warned:
+                continue
+            if metric.full_reference and not paired:
+                continue
+            try:
+                score = metric(pred, hq if metric.full_reference else None)
+            except Exception as exc:  # a metric that cannot score these images must not end the run
+                self._warn_once(f"failed:{name}", f"RestorationMetrics: '{name}' failed ({exc}); skipped.")
+                continue
+            j = cols.index(name)
+            vals[:, j] = score.to(device)
+            done[:, j] = 1.0
+        return vals, done
+
+    def _update(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        dataloader_idx: int,
+    ) -> None:
+        state = self._state
+        if state is None or not isinstance(batch, Mapping):
+            return
+        pred = outputs.get("pred") if isinstance(outputs, Mapping) else None
+        if not isinstance(pred, Tensor):
+            self._warn_once(
+                "no-pred",
+                "RestorationMetrics: the step returned no {'pred': tensor}; nothing is scored.",
+            )
+            return
+        b, device = pred.shape[0], pred.device
+        benchmarks = list(batch.get("benchmark") or [""] * b)
+        task = batch.get("task")
+        task = task.to(device) if isinstance(task, Tensor) else torch.full((b,), -1, device=device)
+        if state.indexed:
+            set_ids = [self._set_of(state, str(name), dataloader_idx) for name in benchmarks]
+            protocols = [state.protocols[s] if s >= 0 else RGB for s in set_ids]
+        else:
+            protocols = [RGB] * b
+        vals, done = self._score(state, pred, batch, protocols)
+        if state.indexed:
+            assert state.values is not None and state.counts is not None and state.tasks is not None
+            index = batch.get("index")
+            index = index.to(device) if isinstance(index, Tensor) else torch.full((b,), -1, device=device)
+            offsets = [state.offsets[s] if s >= 0 else 0 for s in set_ids]
+            lengths = [state.lengths[s] if s >= 0 else 0 for s in set_ids]
+            # One benchmark per batch is the rule: plain ints then, so nothing is copied to the device.
+            uniform = len(set(set_ids)) == 1
+            offset = offsets[0] if uniform else _to_device(offsets, device)
+            length = lengths[0] if uniform else _to_device(lengths, device)
+            valid = (index >= 0) & (index < length)
+            trash = state.values.shape[0] - 1
+            slot = torch.where(valid, offset + index, torch.full_like(index, trash))
+            state.values.index_add_(0, slot, vals.to(state.values.dtype))
+            state.counts.index_add_(0, slot, done.to(state.counts.dtype))
+            state.tasks.scatter_reduce_(0, slot, (task.long() + 1).clamp(min=0), reduce="amax")
+        else:
+            state.chunks.append(([str(n) for n in benchmarks], task.long().detach(), vals, done))
+        if state.stage == "test" and self.save_images > 0 and trainer.is_global_zero:
+            self._save_strips(state, pred, batch, benchmarks)
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._update(trainer, pl_module, outputs, batch, dataloader_idx)
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._update(trainer, pl_module, outputs, batch, dataloader_idx)
+
+    # ------------------------------------------------------------------ images
+
+    def _save_strips(
+        self, state: _EpochState, pred: Tensor, batch: Mapping[str, Any], benchmarks: list[str]
+    ) -> None:
+        if state.output_dir is None:
+            return
+        names = list(batch.get("name") or [""] * pred.shape[0])
+        for i, bench in enumerate(benchmarks):
+            done = state.saved.get(bench, 0)
+            if done >= self.save_images:
+                continue
+            state.saved[bench] = done + 1
+            panels = [t[i] for t in (batch.get("lq"), pred, batch.get("hq")) if isinstance(t, Tensor)]
+            stem = re.sub(r"[^\w.-]+", "_", str(names[i])).strip("._") if i < len(names) else ""
+            stem = stem or f"{done:05d}"
+            folder = re.sub(r"[^\w.-]+", "_", bench) or "default"
+            path = state.output_dir / "images" / folder / f"{stem}.png"
+            atomic_write_bytes(path, _strip_png(panels))
+
+    # ------------------------------------------------------------------ epoch end
+
+    def _gather(self, trainer: L.Trainer) -> tuple[Tensor, Tensor, Tensor, Tensor, list[str]] | None:
+        """All ranks' per-image state as (values, counts, tasks, image_sets, set_names) on the CPU."""
+        state = self._state
+        if state is None:
+            return None
+        if state.indexed:
+            assert state.values is not None and state.counts is not None and state.tasks is not None
+            values = trainer.strategy.reduce(state.values, reduce_op="sum")
+            counts = trainer.strategy.reduce(state.counts, reduce_op="sum")
+            tasks = trainer.strategy.reduce(state.tasks, reduce_op="max")
+            values, counts, tasks = values.cpu(), counts.cpu(), tasks.cpu()
+            dropped = int(counts[-1].max()) if counts.shape[1] else 0
+            if dropped:
+                self._warn_once(
+                    "dropped",
+                    f"RestorationMetrics: {dropped} sample(s) had no valid benchmark/index slot "
+                    "(batch['index'] missing or out of range) and were not scored.",
+                )
+            lengths = torch.tensor(state.lengths, dtype=torch.long)
+            image_sets = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+            return values[:-1], counts[:-1], tasks[:-1], image_sets, state.set_names
+        if not state.chunks:
+            c = len(state.columns)
+            empty = torch.zeros(0, c, dtype=torch.float64)
+            return empty, empty, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), []
+        names: list[str] = []
+        for bench, *_ in state.chunks:
+            names += bench
+        set_names = list(dict.fromkeys(names))
+        image_sets = torch.tensor([set_names.index(n) for n in names], dtype=torch.long)
+        values = torch.cat([c[2] for c in state.chunks]).cpu()
+        counts = torch.cat([c[3] for c in state.chunks]).cpu()
+        tasks = (torch.cat([c[1] for c in state.chunks]).cpu() + 1).clamp(min=0)
+        return values, counts, tasks, image_sets, set_names
+
+    def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state = self._state
+        gathered = self._gather(trainer)
+        if state is None or gathered is None:
+            return
+        values, counts, tasks, image_sets, set_names = gathered
+        prefix = STAGES[state.stage]
+        rows = rows_from_state(values, counts, tasks, image_sets, set_names, state.columns, state.task_names)
+        scored = counts > 0
+        nan_images = int(((values != values) & scored).any(dim=1).sum())
+        if nan_images:
+            self._warn_once(
+                f"nan:{prefix}",
+                f"RestorationMetrics: {nan_images} image(s) scored NaN (non-finite predictions?); "
+                "their groups' means are NaN.",
+            )
+        # Values are already summed over ranks; syncing again would be wrong (fallback mode excepted).
+        sync = not state.indexed and trainer.world_size > 1
+        keep = [c for c in state.columns if state.stage == "test" or not c.endswith("_lq")]
+
+        def log(name: str, value: float | None) -> None:
+            if value is not None:
+                pl_module.log(name, float(value), sync_dist=sync, add_dataloader_idx=False)
+
+        overall = overall_means(values, counts, state.columns)
+        for col in keep:
+            log(f"{prefix}/{col}", overall[col])
+        for row in rows:
+            bench_rows = [r for r in rows if r["benchmark"] == row["benchmark"]]
+            if row["task"] == "all" or len(bench_rows) == 1:
+                for col in keep:
+                    log(f"{prefix}/{row['benchmark']}/{col}", row[col])
+            if state.stage == "test":
+                for col in keep:
+                    log(f"{prefix}/{row['benchmark']}/{row['task']}/{col}", row[col])
+        if state.stage == "test":
+            self.rows = rows
+            self._write_test_table(trainer, state, rows)
+        else:
+            self.val_rows = rows
+        self._state = None
+
+    def _write_test_table(self, trainer: L.Trainer, state: _EpochState, rows: list[dict[str, Any]]) -> None:
+        out_dir = state.output_dir or self._resolve_output_dir(trainer)  # every rank: log_dir broadcasts
+        protocols = {n: p.describe() for n, p in zip(state.set_names, state.protocols, strict=True)}
+        shown = dict.fromkeys(r["benchmark"] for r in rows)
+        described = [f"{n}: {protocols.get(n, RGB.describe())}" for n in shown]
+        title = "restorezoo benchmark" + (f" ({'; '.join(described)})" if described else "")
+        unavailable = self.unavailable
+        self.table_markdown = to_markdown(rows, state.columns, unavailable=unavailable, title=title)
+        if not trainer.is_global_zero:
+            return
+        print_table(rows, state.columns, title, unavailable=unavailable)
+        atomic_write_bytes(out_dir / "benchmark.md", self.table_markdown.encode("utf-8"))
+        write_csv(rows, state.columns, out_dir / "benchmark.csv", unavailable=unavailable)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(trainer, pl_module)
+
+
+def _to_device(values: list[int], device: torch.device) -> Tensor:
+    """A small index tensor made on the host and copied without waiting for queued device work."""
+    return torch.tensor(values, dtype=torch.long).to(device, non_blocking=True)
+
+
+def _strip_png(panels: Sequence[Tensor], max_height: int = 256, gap: int = 4) -> bytes:
+    """PNG bytes of C×H×W images in [0, 1] side by side, each resized to one height ≤ ``max_height``."""
+    from PIL import Image
+
+    height = min(max_height, max(int(p.shape[-2]) for p in panels))
+    resized = []
+    for p in panels:
+        x = p.detach().float().cpu().nan_to_num(0.0).clamp(0, 1).unsqueeze(0)
+        width = max(1, round(x.shape[-1] * height / x.shape[-2]))
+        if x.shape[-2:] != (height, width):
+            x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        resized.append(x[0].clamp(0, 1))
+    spacer = torch.ones(3, height, gap)
+    parts: list[Tensor] = []
+    for i, x in enumerate(resized):
+        parts += [spacer, x] if i else [x]
+    strip = (torch.cat(parts, dim=-1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
+    buffer = io.BytesIO()
+    Image.fromarray(strip.numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()

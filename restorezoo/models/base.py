@@ -1,0 +1,144 @@
+"""``RestorationModule``: the Lightning steps every restorer of the zoo shares.
+
+A model implements two things, ``training_loss(batch)`` and ``restore(batch, **sampling)``; the base
+owns the steps, the optimiser/schedule, NaN guarding and the plain-tensor ``forward`` so any model
+drops into another Lightning project (torchgeo's ``BaseTask`` shape). Models know nothing about
+metrics: validation/test steps return ``{"pred": ...}`` for the ``RestorationMetrics`` callback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+
+from restorezoo.data.batch import batch_from_images
+from restorezoo.errors import RestoreZooError
+from restorezoo.weights import load_checkpoint
+
+
+class RestorationModule(L.LightningModule):
+    """Base LightningModule of all restorers.
+
+    Args:
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        min_lr: learning rate at the end of the cosine decay.
+        warmup_steps: linear warm-up steps before the cosine decay.
+    """
+
+    def __init__(
+        self,
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        min_lr: float = 1e-6,
+        warmup_steps: int = 0,
+    ) -> None:
+        super().__init__()
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.betas = tuple(betas)
+        self.min_lr = min_lr
+        self.warmup_steps = warmup_steps
+
+    # ----------------------------------------------------------------- what a model implements
+    def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Return the scalar loss and a dict of extra values to log (without the ``train/`` prefix)."""
+        raise NotImplementedError
+
+    def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
+        """Restore ``batch["lq"]``; returns B×3×H×W in [0, 1]."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- plain use
+    def forward(
+        self,
+        lq: Tensor,
+        prompt: str | Sequence[str] | None = None,
+        caption: str | Sequence[str] | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """Restore a plain B×3×H×W (or 3×H×W) tensor in [0, 1], guided by optional text."""
+        return self.restore(batch_from_images(lq, prompt, caption), **sampling)
+
+    # ----------------------------------------------------------------- Lightning steps
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss, logs = self.training_loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at step {self.global_step}; "
+                "lower the learning rate or use bf16-mixed instead of 16-mixed"
+            )
+        batch_size = batch["lq"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for name, value in logs.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return {"pred": self.restore(batch).clamp(0, 1)}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._eval_step(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._eval_step(batch)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        output: dict[str, Any] = self._eval_step(batch)
+        output.update(name=batch.get("name"), benchmark=batch.get("benchmark"), prompt=batch.get("prompt"))
+        return output
+
+    # ----------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over the trainable parameters, linear warm-up then cosine decay to ``min_lr`` per step."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
+        floor = self.min_lr / self.lr if self.lr > 0 else 0.0
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> RestorationModule:
+        """Rebuild a model from a Lightning checkpoint written by ``restorezoo fit``, loading it safely.
+
+        The class comes from the checkpoint's ``_class_path`` (LightningCLI records it) when called on
+        the base class; weights load with ``weights_only=True`` and ``strict=True``.
+        """
+        checkpoint = load_checkpoint(path)
+        if "state_dict" not in checkpoint:
+            raise RestoreZooError(f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()")
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        class_path = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        model_cls: type[RestorationModule] = cls
+        if class_path is not None:
+            module_name, _, class_name = class_path.rpartition(".")
+            found = getattr(importlib.import_module(module_name), class_name)
+            if not issubclass(found, cls):
+                raise RestoreZooError(f"{path} holds a {class_path}, not a {cls.__name__}")
+            model_cls = found
+        elif cls is RestorationModule:
+            raise RestoreZooError(f"{path} does not record its model class; load it with the model class itself")
+        model = model_cls(**hparams)
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+        return model.to(map_location).eval()

@@ -1,0 +1,254 @@
+"""InstructIR (Conde, Geigle, Timofte, ECCV 2024): a NAFNet U-Net steered by a written instruction.
+
+A frozen sentence encoder embeds the instruction; a small trainable head projects it to 256-d
+(L2-normalised) and classifies the intended task. Instruction Condition Blocks after every encoder
+and decoder stage gate the features channel-wise with that embedding, so one network serves every
+degradation and "remove the rain" and "brighten it" give different restorations of the same image.
+
+Module and parameter names follow the released ``im_instructir-7d.pt`` / ``lm_instructir-7d.pt``
+state dicts exactly (see shared/specs/instructir_official_image_model_keys.json), so the released
+weights load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from restorezoo.data.prompts import INSTRUCTIR_TASKS
+from restorezoo.encoders.text import PACKAGED_MINILM, build_sentence_encoder
+from restorezoo.models.base import RestorationModule
+from restorezoo.models.nafnet import NAFBlock, downsample, nafblocks, pad_to_multiple, upsample
+from restorezoo.weights import load_state_dict, resolve_weights
+
+DEFAULT_PROMPT = "Restore this image."
+"""Used when a sample has no instruction (blind restoration)."""
+
+
+class InstructionConditionBlock(nn.Module):
+    """ICB in its released form: ``f = (x·γ + β)·sigmoid(W e)``, then ``NAFBlock(f) + x``.
+
+    The paper writes the modulation differently; the released checkpoint needs this form. γ and β
+    start at zero, so at initialisation the block only adds ``NAFBlock(0)`` to its input.
+    """
+
+    def __init__(self, channels: int, text_dim: int = 256) -> None:
+        super().__init__()
+        self.fc = nn.Linear(text_dim, channels)
+        self.block = NAFBlock(channels)
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: Tensor, text_embedding: Tensor) -> Tensor:
+        gate = torch.sigmoid(self.fc(text_embedding))[:, :, None, None]
+        features = (x * self.gamma + self.beta) * gate
+        return self.block(features) + x
+
+
+class InstructIRNet(nn.Module):
+    """The image model: NAFNet U-Net with an ICB after each encoder and decoder stage (none in the middle).
+
+    ``forward(x, text_embedding)``: x is B×3×H×W in [0, 1] (any size; zero-padded to a multiple of
+    ``2 ** len(enc_blocks)`` and cropped back), text_embedding is B×text_dim. The output is the
+    global residual ``ending(features) + x``, not clamped (as released).
+    """
+
+    def __init__(
+        self,
+        width: int = 32,
+        enc_blocks: Sequence[int] = (2, 2, 4, 8),
+        middle_blocks: int = 4,
+        dec_blocks: Sequence[int] = (2, 2, 2, 2),
+        text_dim: int = 256,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if len(enc_blocks) != len(dec_blocks):
+            raise ValueError(f"enc_blocks {enc_blocks} and dec_blocks {dec_blocks} need the same length")
+        self.intro = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.ending = nn.Conv2d(width, in_channels, 3, padding=1)
+        self.encoders = nn.ModuleList()
+        self.enc_cond = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        self.dec_cond = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        channels = width
+        for count in enc_blocks:
+            self.encoders.append(nafblocks(channels, count))
+            self.enc_cond.append(InstructionConditionBlock(channels, text_dim))
+            self.downs.append(downsample(channels))
+            channels *= 2
+        self.middle_blks = nafblocks(channels, middle_blocks)
+        for count in dec_blocks:
+            self.ups.append(upsample(channels))
+            channels //= 2
+            self.decoders.append(nafblocks(channels, count))
+            self.dec_cond.append(InstructionConditionBlock(channels, text_dim))
+        self.pad_multiple = 2 ** len(enc_blocks)
+
+    def forward(self, x: Tensor, text_embedding: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        inp = pad_to_multiple(x, self.pad_multiple)
+        feat = self.intro(inp)
+        skips = []
+        for encoder, condition, down in zip(self.encoders, self.enc_cond, self.downs):
+            feat = condition(encoder(feat), text_embedding)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.middle_blks(feat)
+        for up, decoder, condition, skip in zip(self.ups, self.decoders, self.dec_cond, reversed(skips)):
+            feat = condition(decoder(up(feat) + skip), text_embedding)
+        out = self.ending(feat) + inp
+        return out[..., :height, :width]
+
+
+class InstructionHead(nn.Module):
+    """Trainable text head on the frozen sentence embedding (keys of ``lm_instructir-7d.pt``).
+
+    ``fc1`` projects to the image model's text width and is L2-normalised; ``fc2`` predicts the
+    intended task, an auxiliary loss that makes ambiguous instructions land near their task.
+    """
+
+    def __init__(self, sentence_dim: int = 384, text_dim: int = 256, num_intents: int = 7) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(sentence_dim, text_dim)
+        self.fc2 = nn.Linear(text_dim, num_intents)
+
+    def forward(self, sentence_embedding: Tensor) -> tuple[Tensor, Tensor]:
+        embedding = F.normalize(self.fc1(sentence_embedding), dim=-1)
+        return embedding, self.fc2(embedding)
+
+
+class InstructIR(RestorationModule):
+    """InstructIR as a Lightning module: L1 restoration + cross-entropy intent loss, AdamW + cosine.
+
+    Args:
+        width, enc_blocks, middle_blocks, dec_blocks, text_dim: image-model size (paper: 32, (2,2,4,8),
+            4, (2,2,2,2), 256).
+        text_encoder: frozen sentence encoder: ``"auto"`` (BGE-micro-v2 if on disk, else the packaged
+            all-MiniLM-L6-v2), a hub id, or a local folder.
+        intents: task names of the intent classifier, in class order (the released 7-task order).
+        intent_weight: weight of the intent cross-entropy.
+        default_prompt: instruction used for samples that have none.
+        lr, weight_decay, betas, min_lr, warmup_steps: see ``RestorationModule`` (paper: AdamW 5e-4, cosine).
+    """
+
+    def __init__(
+        self,
+        width: int = 32,
+        enc_blocks: Sequence[int] = (2, 2, 4, 8),
+        middle_blocks: int = 4,
+        dec_blocks: Sequence[int] = (2, 2, 2, 2),
+        text_dim: int = 256,
+        text_encoder: str = "auto",
+        intents: Sequence[str] = INSTRUCTIR_TASKS,
+        intent_weight: float = 1.0,
+        default_prompt: str = DEFAULT_PROMPT,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        min_lr: float = 1e-6,
+        warmup_steps: int = 0,
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps)
+        self.save_hyperparameters()
+        self.text_encoder = build_sentence_encoder(text_encoder)
+        self.intents = list(intents)
+        self.intent_weight = intent_weight
+        self.default_prompt = default_prompt
+        self.net = InstructIRNet(width, enc_blocks, middle_blocks, dec_blocks, text_dim)
+        self.head = InstructionHead(self.text_encoder.dim, text_dim, len(self.intents))
+        # Maps the datamodule's task indices to intent classes (-1 = unknown); identity by default.
+        self.register_buffer("task_to_intent", torch.arange(len(self.intents)), persistent=False)
+
+    def setup(self, stage: str) -> None:
+        """Align the datamodule's task vocabulary with the intent classes by name."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        names = getattr(datamodule, "task_names", None)
+        if names:
+            mapping = [self.intents.index(n) if n in self.intents else -1 for n in names]
+            self.task_to_intent = torch.tensor(mapping, dtype=torch.long, device=self.device)
+
+    # ------------------------------------------------------------------ text side
+    def embed_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """(B×text_dim normalised embedding, B×intents logits) for a list of instructions."""
+        texts = [p.strip() or self.default_prompt for p in prompts]
+        sentence = self.text_encoder(texts, device=self.device).to(self.head.fc1.weight.dtype)
+        return self.head(sentence)
+
+    def intent_targets(self, task: Tensor) -> Tensor:
+        """Datamodule task ids → intent class ids, -1 where unknown (ignored by the loss)."""
+        known = (task >= 0) & (task < len(self.task_to_intent))
+        safe = task.clamp(0, len(self.task_to_intent) - 1)
+        return torch.where(known, self.task_to_intent.to(task.device)[safe], torch.full_like(task, -1))
+
+    def predict_intent(self, prompts: Sequence[str]) -> list[str]:
+        """The task each instruction is classified as."""
+        with torch.no_grad():
+            _, logits = self.embed_prompts(prompts)
+        return [self.intents[i] for i in logits.argmax(-1).tolist()]
+
+    # ------------------------------------------------------------------ RestorationModule API
+    def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        embedding, logits = self.embed_prompts(batch["prompt"])
+        restored = self.net(batch["lq"], embedding)
+        l1 = F.l1_loss(restored, batch["hq"])
+        targets = self.intent_targets(batch["task"])
+        logs = {"l1": l1.detach()}
+        loss = l1
+        if bool((targets >= 0).any()):
+            ce = F.cross_entropy(logits, targets, ignore_index=-1)
+            loss = l1 + self.intent_weight * ce
+            valid = targets >= 0
+            logs["intent_ce"] = ce.detach()
+            logs["intent_acc"] = (logits.argmax(-1)[valid] == targets[valid]).float().mean()
+        return loss, logs
+
+    def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
+        embedding, _ = self.embed_prompts(batch["prompt"])
+        return self.net(batch["lq"], embedding).clamp(0, 1)
+
+    def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        embedding, logits = self.embed_prompts(batch["prompt"])
+        pred = self.net(batch["lq"], embedding).clamp(0, 1)
+        targets = self.intent_targets(batch["task"])
+        valid = targets >= 0
+        if self._trainer is not None and bool(valid.any()) and not self.trainer.predicting:
+            stage = "val" if self.trainer.validating or self.trainer.sanity_checking else "test"
+            accuracy = (logits.argmax(-1)[valid] == targets[valid]).float().mean()
+            self.log(
+                f"{stage}/intent_acc", accuracy, batch_size=int(valid.sum()), add_dataloader_idx=False, sync_dist=True
+            )
+        return {"pred": pred}
+
+    # ------------------------------------------------------------------ released weights
+    @classmethod
+    def from_official(
+        cls,
+        image_weights: str | Path,
+        lm_weights: str | Path | None = None,
+        text_encoder: str = "TaylorAI/bge-micro-v2",
+        **kwargs: Any,
+    ) -> InstructIR:
+        """Load the released ``im_instructir-7d.pt`` (and ``lm_instructir-7d.pt``) strictly.
+
+        Paths may be local files, files under ``$RESTOREZOO_WEIGHTS``, or hub files such as
+        ``marcosv/InstructIR/im_instructir-7d.pt``. Without ``lm_weights`` the head stays random:
+        only use that for fine-tuning.
+        """
+        model = cls(text_encoder=text_encoder, **kwargs)
+        image_state = load_state_dict(resolve_weights(image_weights, what="InstructIR image weights"))
+        model.net.load_state_dict(image_state, strict=True)
+        if lm_weights is not None:
+            head_state = load_state_dict(resolve_weights(lm_weights, what="InstructIR text-head weights"))
+            model.head.load_state_dict(head_state, strict=True)
+        return model.eval()
+
+
+__all__ = ["InstructIR", "InstructIRNet", "InstructionConditionBlock", "InstructionHead", "PACKAGED_MINILM"]
