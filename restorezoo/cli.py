@@ -14,8 +14,6 @@ from pathlib import Path
 
 from restorezoo.errors import RestoreZooError
 
-TOOLS = ("restore", "list")
-
 
 def _lightning_cli(args: list[str] | None) -> None:
     from lightning.pytorch.cli import LightningCLI
@@ -106,14 +104,31 @@ def _list(argv: list[str]) -> None:
         print(f"  {name:<20} {preset.task:<12} {preset.protocol.describe()}")
 
 
+def _sample(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="restorezoo sample", description="Write degraded test photos of the embedded sample to try `restore` on."
+    )
+    parser.add_argument("-o", "--output", default="samples", help="output folder")
+    parser.add_argument("--tasks", nargs="+", default=["noise", "blur", "lowlight"], help="degradations")
+    opts = parser.parse_args(argv)
+
+    from restorezoo.data import Sample, save_image
+
+    data = Sample("test", tasks=opts.tasks).configure(training=False)
+    for index in range(len(data)):
+        sample = data[index]
+        save_image(sample["lq"], Path(opts.output) / f"{sample['name']}.png")
+        save_image(sample["hq"], Path(opts.output) / "clean" / f"{sample['name']}.png")
+    print(f"wrote {len(data)} degraded photos to {opts.output}/ (clean references in {opts.output}/clean/)")
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``restorezoo`` console script."""
     argv = list(sys.argv[1:] if args is None else args)
+    tools = {"restore": _restore, "list": _list, "sample": _sample}
     try:
-        if argv and argv[0] == "restore":
-            _restore(argv[1:])
-        elif argv and argv[0] == "list":
-            _list(argv[1:])
+        if argv and argv[0] in tools:
+            tools[argv[0]](argv[1:])
         else:
             _lightning_cli(None if args is None else argv)
     except (RestoreZooError, FloatingPointError) as error:

@@ -377,11 +377,7 @@ def _sample_photo(name: str) -> Tensor:
     import numpy as np
     from skimage import data as skdata
 
-    if name == "motorcycle":
-        array = skdata.stereo_motorcycle()[0]
-    else:
-        array = getattr(skdata, name)()
-    array = np.asarray(array)
+    array = np.asarray(skdata.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skdata, name)())
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     array = array[..., :3].astype(np.float32) / 255.0
@@ -396,7 +392,9 @@ class Sample(RestorationDataset):
 
     Args:
         split: "train", "val" or "test".
-        tasks: degradation names (``build_degradation``), one sample per photo per task.
+        tasks: degradation specs (``build_degradation``: "noise", "gaussian_blur", {"name": "jpeg", ...}),
+            one sample per photo per spec; the sample's task is the degradation's task ("gaussian_blur" → "blur").
+            List a spec twice to draw it twice as often.
         max_side: evaluation images are centre-cropped to at most this many pixels per side (keeps CPU
             quickstarts fast); training crops come from the full photo.
     """
@@ -404,7 +402,7 @@ class Sample(RestorationDataset):
     def __init__(
         self,
         split: str = "train",
-        tasks: Sequence[str] = ("noise", "blur", "lowlight"),
+        tasks: Sequence[str | dict[str, Any]] = ("noise", "blur", "lowlight"),
         max_side: int | None = 256,
         benchmark: str = "sample",
         protocol: MetricProtocol | None = None,
@@ -420,8 +418,8 @@ class Sample(RestorationDataset):
             raise DataError("Sample needs at least one task")
         self.split = split
         self.names = SAMPLE_PHOTOS[split]
-        self.tasks = [canonical_task(t) for t in tasks]
-        self.degradations = [build_degradation(t) for t in self.tasks]
+        self.degradations = [build_degradation(t) for t in tasks]
+        self.tasks = [d.task for d in self.degradations]
         self.max_side = max_side
 
     @cached_property

@@ -406,7 +406,9 @@ class RestorationMetrics(L.Callback):
             )
         # Values are already summed over ranks; syncing again would be wrong (fallback mode excepted).
         sync = not state.indexed and trainer.world_size > 1
-        keep = [c for c in state.columns if state.stage == "test" or not c.endswith("_lq")]
+        # Lightning echoes every logged value in its own results table: log the headline numbers only;
+        # the per-task breakdown (and the input's scores) live in benchmark.md/.csv.
+        keep = [c for c in state.columns if not c.endswith("_lq")]
 
         def log(name: str, value: float | None) -> None:
             if value is not None:
@@ -417,12 +419,9 @@ class RestorationMetrics(L.Callback):
             log(f"{prefix}/{col}", overall[col])
         for row in rows:
             bench_rows = [r for r in rows if r["benchmark"] == row["benchmark"]]
-            if row["task"] == "all" or len(bench_rows) == 1:
+            if (row["task"] == "all" or len(bench_rows) == 1) and len(set_names) > 1:
                 for col in keep:
                     log(f"{prefix}/{row['benchmark']}/{col}", row[col])
-            if state.stage == "test":
-                for col in keep:
-                    log(f"{prefix}/{row['benchmark']}/{row['task']}/{col}", row[col])
         if state.stage == "test":
             self.rows = rows
             self._write_test_table(trainer, state, rows)

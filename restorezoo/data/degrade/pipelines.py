@@ -169,7 +169,7 @@ class GaussianBlur(Degradation):
 
     task = "blur"
 
-    def __init__(self, sigma: float | Sequence[float] = (0.5, 3.0)):
+    def __init__(self, sigma: float | Sequence[float] = (1.0, 3.0)):
         self.sigma = _pair(sigma, "sigma")
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[Params]:
@@ -191,7 +191,7 @@ class MotionBlur(Degradation):
 
     task = "blur"
 
-    def __init__(self, length: float | Sequence[float] = (5, 21), angle: float | Sequence[float] = (0, 180)):
+    def __init__(self, length: float | Sequence[float] = (7, 21), angle: float | Sequence[float] = (0, 180)):
         self.length = _pair(length, "length")
         self.angle = _pair(angle, "angle")
 
@@ -392,8 +392,8 @@ class Blur(RandomChoice):
 
     def __init__(
         self,
-        sigma: float | Sequence[float] = (0.5, 3.0),
-        length: float | Sequence[float] = (5, 21),
+        sigma: float | Sequence[float] = (1.0, 3.0),
+        length: float | Sequence[float] = (7, 21),
         angle: float | Sequence[float] = (0, 180),
         motion_prob: float = 0.5,
     ):

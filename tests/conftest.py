@@ -1,0 +1,66 @@
+"""Shared fixtures: offline mode, tiny models, fake image folders, and one real quickstart run per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "configs" / "instructir" / "quickstart.yaml"
+TINY_INSTRUCTIR = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), text_encoder="minilm")
+
+
+def write_photo(path: Path, seed: int, size: tuple[int, int] = (40, 48)) -> np.ndarray:
+    """A smooth random colour image (gradients + blobs), saved as PNG; returns the uint8 array."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    channels = [np.sin(rng.uniform(2, 8) * xx + rng.uniform(0, 3)) * np.cos(rng.uniform(2, 8) * yy) for _ in range(3)]
+    array = ((np.stack(channels, -1) * 0.5 + 0.5) * 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return array
+
+
+@pytest.fixture()
+def paired_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """lq/ and hq/ folders with three matching pairs (LQ = darker HQ)."""
+    lq, hq = tmp_path / "lq", tmp_path / "hq"
+    for i in range(3):
+        array = write_photo(hq / f"img{i}.png", seed=i)
+        lq.mkdir(exist_ok=True)
+        Image.fromarray((array * 0.5).astype(np.uint8)).save(lq / f"img{i}.png")
+    return lq, hq
+
+
+@pytest.fixture(scope="session")
+def tiny_instructir():
+    from restorezoo.models import InstructIR
+
+    return InstructIR(**TINY_INSTRUCTIR)
+
+
+@pytest.fixture(scope="session")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run the README's quickstart fit exactly as configured, in a scratch working directory.
+
+    Returns the working directory; the checkpoint is at runs/instructir-quickstart/checkpoints/last.ckpt.
+    """
+    from restorezoo.cli import main
+
+    workdir = tmp_path_factory.mktemp("quickstart")
+    previous = Path.cwd()
+    os.chdir(workdir)
+    try:
+        main(["fit", "--config", str(QUICKSTART)])
+    finally:
+        os.chdir(previous)
+    assert (workdir / "runs/instructir-quickstart/checkpoints/last.ckpt").is_file()
+    return workdir

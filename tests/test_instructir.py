@@ -1,0 +1,126 @@
+"""InstructIR: released-checkpoint compatibility, the ICB's released form, text caching, learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from restorezoo.errors import WeightsNotFoundError
+from restorezoo.models.instructir import InstructionConditionBlock, InstructIR, InstructIRNet
+from tests.conftest import REPO, TINY_INSTRUCTIR
+
+SPEC = REPO.parent / "shared" / "specs" / "instructir_official_image_model_keys.json"
+
+
+def _official_manifest() -> dict[str, list[int]]:
+    if not SPEC.is_file():
+        pytest.skip("shared/specs is not next to the checkout")
+    return json.loads(SPEC.read_text())
+
+
+def test_paper_size_state_dict_matches_the_released_checkpoint_names_and_shapes():
+    manifest = _official_manifest()
+    net = InstructIRNet()  # paper defaults: width 32, (2,2,4,8), 4, (2,2,2,2), 256
+    ours = {name: list(t.shape) for name, t in net.state_dict().items()}
+    assert ours == manifest
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(15.84e6, rel=1e-3)
+
+
+def test_a_released_style_state_dict_loads_strictly_and_reproduces_outputs(tmp_path: Path, monkeypatch):
+    torch.manual_seed(0)
+    source = InstructIR(**TINY_INSTRUCTIR)
+    for p in source.parameters():  # make the zero-initialised scales non-trivial
+        torch.nn.init.normal_(p, std=0.05)
+    torch.save(source.net.state_dict(), tmp_path / "im.pt")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.head.state_dict().items()}}, tmp_path / "lm.pt")
+    monkeypatch.setenv("RESTOREZOO_WEIGHTS", str(tmp_path))
+    # Bare file names resolve through $RESTOREZOO_WEIGHTS; DDP "module." prefixes are stripped.
+    loaded = InstructIR.from_official("im.pt", "lm.pt", **TINY_INSTRUCTIR)
+    x = torch.rand(1, 3, 21, 30)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, "remove the noise"), source.eval()(x, "remove the noise"), atol=1e-6)
+
+
+def test_missing_released_weights_raise_one_clear_line(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("RESTOREZOO_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError) as error:
+        InstructIR.from_official("marcosv/InstructIR/im_instructir-7d.pt", **TINY_INSTRUCTIR)
+    message = str(error.value)
+    assert "\n" not in message and "im_instructir-7d.pt" in message and "RESTOREZOO_WEIGHTS" in message
+
+
+def test_icb_follows_the_released_form_and_is_the_identity_at_init():
+    torch.manual_seed(0)
+    block = InstructionConditionBlock(channels=8, text_dim=16)
+    x, text = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
+    assert torch.equal(block(x, text), x), "zero γ, β make f = 0 and NAFBlock(0) = 0"
+    torch.nn.init.normal_(block.gamma)
+    torch.nn.init.normal_(block.beta)
+    gate = torch.sigmoid(block.fc(text))[:, :, None, None]
+    expected = block.block((x * block.gamma + block.beta) * gate) + x
+    assert torch.allclose(block(x, text), expected)
+    assert not torch.allclose(block(x, text), block(x, torch.randn(2, 16))), "the text must change the output"
+
+
+def test_global_residual_and_padding_keep_any_input_size():
+    net = InstructIRNet(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), text_dim=16)
+    torch.nn.init.zeros_(net.ending.weight)
+    torch.nn.init.zeros_(net.ending.bias)
+    x = torch.rand(2, 3, 17, 23)  # not a multiple of 4
+    out = net(x, torch.randn(2, 16))
+    assert out.shape == x.shape
+    assert torch.equal(out, x), "with a zero ending conv the network returns its input (global residual)"
+
+
+def test_prompt_embeddings_are_cached_and_never_need_gradients(tiny_instructir):
+    model = tiny_instructir
+    encoder = model.text_encoder
+    calls = []
+    original = encoder.model.encode
+    encoder.model.encode = lambda texts, **kw: calls.append(list(texts)) or original(texts, **kw)
+    try:
+        prompts = ["a cached prompt one", "a cached prompt two", "a cached prompt one"]
+        first, _ = model.embed_prompts(prompts)
+        second, _ = model.embed_prompts(prompts[::-1])
+    finally:
+        encoder.model.encode = original
+    assert calls == [["a cached prompt one", "a cached prompt two"]], "each distinct string is encoded once"
+    assert torch.allclose(first[0], second[2]) and torch.allclose(first[0], first[2])
+    assert not any(p.requires_grad for p in encoder.model.parameters())
+    assert not any(name.startswith("text_encoder") for name in model.state_dict()), "frozen encoder not saved"
+
+
+def test_empty_prompt_falls_back_to_the_default_instruction(tiny_instructir):
+    empty, _ = tiny_instructir.embed_prompts(["   "])
+    default, _ = tiny_instructir.embed_prompts([tiny_instructir.default_prompt])
+    assert torch.allclose(empty, default)
+
+
+def test_loss_falls_on_a_fixed_tiny_batch():
+    torch.manual_seed(0)
+    model = InstructIR(**TINY_INSTRUCTIR)
+    hq = torch.rand(4, 3, 32, 32)
+    batch = {
+        "lq": (hq * 0.4).clamp(0, 1),
+        "hq": hq,
+        "prompt": ["brighten this", "it is too dark", "remove noise", "denoise it"],
+        "task": torch.tensor([4, 4, 0, 0]),
+    }
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for _ in range(40):
+        loss, logs = model.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert logs["intent_acc"].item() == 1.0
+
+
+def test_forward_accepts_plain_tensors_and_returns_the_input_size(tiny_instructir):
+    out = tiny_instructir(torch.rand(3, 19, 26), "remove the rain")
+    assert out.shape == (1, 3, 19, 26) and out.min() >= 0 and out.max() <= 1
