@@ -124,3 +124,20 @@ def test_loss_falls_on_a_fixed_tiny_batch():
 def test_forward_accepts_plain_tensors_and_returns_the_input_size(tiny_instructir):
     out = tiny_instructir(torch.rand(3, 19, 26), "remove the rain")
     assert out.shape == (1, 3, 19, 26) and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.slow
+def test_paper_size_model_trains_one_step_and_bf16_agrees_with_fp32():
+    """Paper size (15.8 M) at 256²: a full training step, and CPU bf16 autocast close to fp32 (about 1 min)."""
+    torch.manual_seed(0)
+    model = InstructIR(text_encoder="minilm")
+    hq = torch.rand(2, 3, 256, 256)
+    batch = {"lq": hq * 0.5, "hq": hq, "prompt": ["brighten", "denoise"], "task": torch.tensor([4, 0])}
+    loss, _ = model.training_loss(batch)
+    loss.backward()
+    assert all(p.grad is not None for p in model.net.parameters() if p.requires_grad)
+    with torch.no_grad():
+        reference = model(batch["lq"], batch["prompt"])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(batch["lq"], batch["prompt"]).float()
+    assert (low - reference).abs().mean() < 2e-2
