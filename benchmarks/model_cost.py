@@ -39,6 +39,16 @@ def measure(net: torch.nn.Module, inputs: tuple, repeats: int) -> tuple[float, f
     return macs, (time.perf_counter() - start) / repeats
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -47,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/model_cost_cpu.md")
     args = parser.parse_args()
     device = torch.device(args.device)
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
     lines = [
         f"Machine: {machine}; torch {torch.__version__}; fp32 eager, batch 1.",
         "",
