@@ -71,6 +71,16 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in LIST_KEYS:
         default: Any = {} if key == "params" else ""
         batch[key] = [s.get(key, default) for s in samples]
+    # Extra keys (e.g. per-sample blur kernels for a degradation that runs on the accelerator) are
+    # stacked when every sample has them as tensors or dicts of tensors, and kept as lists otherwise.
+    for key in samples[0].keys() - set(BATCH_KEYS):
+        values = [s.get(key) for s in samples]
+        if all(isinstance(v, torch.Tensor) for v in values):
+            batch[key] = torch.stack(values)
+        elif all(isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()) for v in values):
+            batch[key] = {name: torch.stack([v[name] for v in values]) for name in values[0]}
+        else:
+            batch[key] = values
     return batch
 
 
