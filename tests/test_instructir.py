@@ -141,3 +141,18 @@ def test_paper_size_model_trains_one_step_and_bf16_agrees_with_fp32():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(batch["lq"], batch["prompt"]).float()
     assert (low - reference).abs().mean() < 2e-2
+
+
+def test_absurd_prompts_are_truncated_not_fatal(tiny_instructir):
+    huge = "please remove the noise " * 2000 + "🙂 ünïcödé \x00"
+    out = tiny_instructir(torch.rand(1, 3, 16, 16), [huge])
+    assert out.shape == (1, 3, 16, 16) and torch.isfinite(out).all()
+
+
+def test_a_nan_loss_stops_training_with_a_clear_error():
+    model = InstructIR(**TINY_INSTRUCTIR)
+    hq = torch.rand(2, 3, 16, 16)
+    batch = {"lq": hq.clone(), "hq": hq, "prompt": ["denoise", "denoise"], "task": torch.tensor([0, 0])}
+    batch["hq"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        model.training_step(batch, 0)
