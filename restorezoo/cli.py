@@ -1,4 +1,5 @@
-"""The ``restorezoo`` command: LightningCLI for fit/validate/test/predict, plus ``restore`` and ``list``.
+"""The ``restorezoo`` command: LightningCLI for fit/validate/test/predict, plus ``restore``, ``list``, ``sample``
+and ``data check``.
 
 ``main(args)`` runs in-process (tests call it). Models and datamodules are named by short class
 name in configs (``class_path: InstructIR``) because their packages are imported here. Failures a
@@ -18,9 +19,10 @@ from restorezoo.errors import RestoreZooError
 def _lightning_cli(args: list[str] | None) -> None:
     from lightning.pytorch.cli import LightningCLI
 
-    import restorezoo.data  # noqa: F401  (short class names in configs)
     import restorezoo.models  # noqa: F401
-    from restorezoo.data import RestorationDataModule
+
+    # Import every dataset module so configs can name classes by short name (class_path: Sample).
+    from restorezoo.data import RestorationDataModule, benchmarks, datasets, realesrgan_dataset  # noqa: F401
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
     from restorezoo.models import RestorationModule
@@ -122,10 +124,30 @@ def _sample(argv: list[str]) -> None:
     print(f"wrote {len(data)} degraded photos to {opts.output}/ (clean references in {opts.output}/clean/)")
 
 
+def _data(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="restorezoo data", description="Inspect the data a config points at.")
+    tools = parser.add_subparsers(dest="tool", required=True)
+    check = tools.add_parser(
+        "check", help="report unmatched pairs, unreadable images, size mismatches and missing folders (read-only)"
+    )
+    check.add_argument("--config", required=True, help="a fit/test config (its data: section is checked)")
+    check.add_argument("--details", type=int, default=10, help="findings listed per kind and dataset")
+    opts = parser.parse_args(argv)
+
+    from restorezoo.data.check import check_config, print_reports
+
+    reports = check_config(opts.config)
+    print_reports(reports, details=opts.details)
+    problems = sum(r.problems for r in reports)
+    if problems:
+        print(f"restorezoo data check: {problems} problem(s) in {opts.config}", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``restorezoo`` console script."""
     argv = list(sys.argv[1:] if args is None else args)
-    tools = {"restore": _restore, "list": _list, "sample": _sample}
+    tools = {"restore": _restore, "list": _list, "sample": _sample, "data": _data}
     try:
         if argv and argv[0] in tools:
             tools[argv[0]](argv[1:])

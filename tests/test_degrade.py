@@ -308,7 +308,7 @@ def test_build_degradation_accepts_names_dicts_lists_and_instances() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["snow", {"name": "snow"}, {"sigmas": [15]}, {"name": "noise", "sigmaz": 3}, 3.5, "enhancement"]
+    "spec", ["fog", {"name": "fog"}, {"sigmas": [15]}, {"name": "noise", "sigmaz": 3}, 3.5, "enhancement"]
 )
 def test_build_degradation_fails_clearly(spec: object) -> None:
     with pytest.raises(ValueError) as err:
@@ -319,11 +319,11 @@ def test_build_degradation_fails_clearly(spec: object) -> None:
 
 def test_unknown_name_error_lists_the_valid_names() -> None:
     with pytest.raises(ValueError, match="valid names: .*haze.*jpeg.*noise.*rain.*sr"):
-        build_degradation("snow")
+        build_degradation("fog")
 
 
 def test_every_registered_class_is_a_degradation_with_a_task() -> None:
-    tasks = {"noise", "blur", "rain", "haze", "lowlight", "sr", "jpeg", "clean"}
+    tasks = {"noise", "blur", "rain", "haze", "lowlight", "sr", "jpeg", "clean", "snow", "raindrop", "parameterized"}
     for name, cls in DEGRADATIONS.items():
         assert issubclass(cls, Degradation)
         if name not in ("compose", "random_choice"):

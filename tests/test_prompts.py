@@ -87,10 +87,10 @@ def test_every_canonical_task_maps_to_itself() -> None:
 
 
 def test_unknown_task_and_split_fail_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown task 'snow'"):
-        canonical_task("snow")
+    with pytest.raises(ValueError, match="unknown task 'fog'"):
+        canonical_task("fog")
     with pytest.raises(ValueError, match="snow"):
-        instructions("snow")
+        instructions("snow")  # a known task, but not one of InstructIR's seven
     with pytest.raises(ValueError, match="train, test, all"):
         instructions("noise", "val")
 

@@ -72,8 +72,10 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         default: Any = {} if key == "params" else ""
         batch[key] = [s.get(key, default) for s in samples]
     # Extra keys (e.g. per-sample blur kernels for a degradation that runs on the accelerator) are
-    # stacked when every sample has them as tensors or dicts of tensors, and kept as lists otherwise.
-    for key in samples[0].keys() - set(BATCH_KEYS):
+    # stacked when every sample has them as tensors or dicts of tensors, and kept as lists otherwise
+    # (with None for samples that lack the key, e.g. a ConcatDataset mixing pipelines).
+    extra_keys = set().union(*(s.keys() for s in samples)) - set(BATCH_KEYS)
+    for key in sorted(extra_keys):
         values = [s.get(key) for s in samples]
         if all(isinstance(v, torch.Tensor) for v in values):
             batch[key] = torch.stack(values)

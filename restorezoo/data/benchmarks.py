@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from restorezoo.data.datasets import Item, PairedFolder, RestorationDataset, Synthetic
+from restorezoo.data.datasets import CaptionedFolder, Item, PairedFolder, RestorationDataset, Synthetic
 from restorezoo.errors import DataError
 from restorezoo.metrics.protocol import MetricProtocol
 
@@ -21,6 +21,36 @@ INSTRUCTIR_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=False)
 """InstructIR's released test script: PSNR on RGB floats in [0, 1], no border crop."""
 DERAIN_Y = MetricProtocol(y_channel=True, crop_border=0, quantize=True)
 """Deraining convention (Rain100L/H): Y channel of the uint8 images."""
+JPEG_Y = MetricProtocol(y_channel=True, crop_border=0, quantize=True)
+"""JPEG artefact removal papers (LIVE1, Classic5): Y channel of the uint8 images, no crop."""
+SR_Y = MetricProtocol(y_channel=True, crop_border=4, quantize=True)
+"""Super-resolution convention: Y channel, a border as wide as the scale (×4 → 4 pixels) cropped."""
+DACLIP_RGB = MetricProtocol(y_channel=False, crop_border=4, quantize=True)
+"""DA-CLIP's released test script: uint8 RGB with a 4-pixel border crop (it also reports Y and LPIPS)."""
+CAPTIONED_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=True)
+"""SPIRE's MS-COCO table: uint8 RGB, no crop (next to FID, LPIPS and CLIP scores)."""
+
+MIXED = "mixed"
+"""Task of presets whose samples each carry the task of the degradation actually applied."""
+
+
+def _skippable(step: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "random_choice", "options": [step, "clean"]}
+
+
+SPIRE_PARAMETERIZED: dict[str, Any] = {
+    "name": "compose",
+    "steps": [
+        _skippable({"name": "gaussian_blur"}),
+        _skippable({"name": "sr", "scales": [2, 4]}),
+        _skippable({"name": "noise"}),
+        _skippable({"name": "jpeg"}),
+    ],
+}
+"""SPIRE's parameterized pipeline: blur, downsampling, noise, JPEG in order, each skipped with p = 0.5.
+
+The paper gives the stages and the skip probability, not every range; the ranges are restorezoo's defaults.
+"""
 
 
 @dataclass(frozen=True)
@@ -28,7 +58,9 @@ class BenchmarkPreset:
     """One named test set.
 
     ``hq``/``lq`` are folders relative to the data root. Synthetic presets have no ``lq`` and
-    a ``degradation`` spec applied deterministically per image instead.
+    a ``degradation`` spec applied deterministically per image instead. ``match`` pairs file names
+    (``pair_keys``: "stem", "prefix", "suffix:LQ,HQ"); ``captions`` is a COCO-style JSON relative to
+    the root whose captions go with the ``hq`` images.
     """
 
     name: str
@@ -39,6 +71,16 @@ class BenchmarkPreset:
     degradation: Any = None
     match: str = "stem"
     paper: str = ""
+    captions: str | None = None
+
+    def layout(self, root: str | Path = "<root>") -> str:
+        """The folders this preset expects, for error messages and ``restorezoo data check``."""
+        base = Path(root)
+        parts = [f"{base / self.lq} (LQ)"] if self.lq else []
+        parts.append(f"{base / self.hq} ({'clean, degraded on the fly' if self.lq is None else 'HQ'})")
+        if self.captions:
+            parts.append(f"{base / self.captions} (captions)")
+        return " + ".join(parts)
 
 
 def _noise(name: str, folder: str, sigma: int) -> BenchmarkPreset:
@@ -66,6 +108,65 @@ PRESETS: dict[str, BenchmarkPreset] = {
         BenchmarkPreset("gopro", "blur", "GoPro/test/target", INSTRUCTIR_RGB, lq="GoPro/test/input"),
         BenchmarkPreset("lol", "lowlight", "LOL/eval15/high", INSTRUCTIR_RGB, lq="LOL/eval15/low"),
         BenchmarkPreset("mit5k", "enhancement", "MIT5K/test/target", INSTRUCTIR_RGB, lq="MIT5K/test/input"),
+        BenchmarkPreset(
+            "live1_q10",
+            "jpeg",
+            "LIVE1",
+            JPEG_Y,
+            degradation={"name": "jpeg", "quality": [10, 10]},
+            paper="Diff-Restorer JPEG q10; JPEG papers score LIVE1 on Y",
+        ),
+        BenchmarkPreset(
+            "raindrop_a",
+            "raindrop",
+            "RainDrop/test_a/gt",
+            DACLIP_RGB,
+            lq="RainDrop/test_a/data",
+            match="suffix:_rain,_clean",
+            paper="DA-CLIP Tab. 3 raindrop (Qian et al. test_a, 58 pairs)",
+        ),
+        BenchmarkPreset(
+            "snow100k_l",
+            "snow",
+            "Snow100K/test/Snow100K-L/gt",
+            DACLIP_RGB,
+            lq="Snow100K/test/Snow100K-L/synthetic",
+            paper="DA-CLIP Tab. 3 snow (Snow100K-L)",
+        ),
+        BenchmarkPreset(
+            "srd",
+            "shadow",
+            "SRD/test/shadow_free",
+            DACLIP_RGB,
+            lq="SRD/test/shadow",
+            match="suffix:,_free",
+            paper="DA-CLIP Tab. 3 shadow removal (SRD test, 408 pairs)",
+        ),
+        BenchmarkPreset(
+            "reside6k",
+            "haze",
+            "RESIDE-6K/test/GT",
+            DACLIP_RGB,
+            lq="RESIDE-6K/test/hazy",
+            paper="DA-CLIP Tab. 3 dehazing (RESIDE-6k test, 1000 pairs)",
+        ),
+        BenchmarkPreset(
+            "div2k_val_x4",
+            "sr",
+            "DIV2K/DIV2K_valid_HR",
+            SR_Y,
+            degradation={"name": "sr", "scales": [4]},
+            paper="InstructIR 6D SR (bicubic ×4 down-up, restored at input size); SR papers: Y, crop 4",
+        ),
+        BenchmarkPreset(
+            "coco_val",
+            MIXED,
+            "COCO/val2017",
+            CAPTIONED_RGB,
+            degradation=SPIRE_PARAMETERIZED,
+            captions="COCO/annotations/captions_val2017.json",
+            paper="SPIRE Tab. 1 (MS-COCO val with captions, parameterized degradation; paper uses 3000 images)",
+        ),
     )
 }
 
@@ -78,6 +179,7 @@ class Benchmark(RestorationDataset):
         root: folder that holds the test sets in their distributed layout.
         lq_dir, hq_dir: override the preset's folders (absolute, or relative to ``root``).
         prompt: a fixed instruction; by default a held-out instruction of the preset's task.
+        captions: override the preset's captions JSON (absolute, or relative to ``root``).
     """
 
     def __init__(
@@ -88,6 +190,7 @@ class Benchmark(RestorationDataset):
         hq_dir: str | None = None,
         prompt: str | None = None,
         seed: int = 0,
+        captions: str | None = None,
     ) -> None:
         if name not in PRESETS:
             raise DataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(PRESETS))}")
@@ -96,13 +199,30 @@ class Benchmark(RestorationDataset):
         self.preset = preset
         base = Path(root).expanduser()
         hq = base / (hq_dir or preset.hq)
+        lq = base / (lq_dir or preset.lq) if (lq_dir or preset.lq) else None
+        text = base / (captions or preset.captions) if (captions or preset.captions) else None
+        for path in (lq, hq):
+            if path is not None and not path.is_dir():
+                raise self._missing(path, base)
+        if text is not None and not text.is_file():
+            raise self._missing(text, base)
+        task = None if preset.task == MIXED else preset.task
         inner: RestorationDataset
-        if preset.lq is None and lq_dir is None:
-            inner = Synthetic(str(hq), preset.degradation, task=preset.task, benchmark=name, seed=seed)
+        if text is not None:
+            inner = CaptionedFolder(str(hq), str(text), preset.degradation, task=task, benchmark=name, seed=seed)
+        elif lq is None:
+            inner = Synthetic(str(hq), preset.degradation, task=task, benchmark=name, seed=seed)
         else:
-            lq = base / (lq_dir or preset.lq or "")
-            inner = PairedFolder(str(lq), str(hq), task=preset.task, match=preset.match, benchmark=name)
+            inner = PairedFolder(str(lq), str(hq), task=task, match=preset.match, benchmark=name)
         self.inner = inner
+
+    def _missing(self, path: Path, root: Path) -> DataError:
+        """One line: which preset, what is missing, the layout it expects and how to point elsewhere."""
+        return DataError(
+            f"benchmark '{self.preset.name}': not found: {path}; expected {self.preset.layout(root)} "
+            f"as distributed; set root= to the folder holding them, or lq_dir=/hq_dir=/captions= "
+            f"(absolute or relative to root) for another layout"
+        )
 
     def num_items(self) -> int:
         return self.inner.num_items()

@@ -15,7 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Sampler, WeightedRandomSampler
 
 from restorezoo.data.batch import collate
 from restorezoo.data.datasets import RestorationDataset
@@ -47,6 +47,11 @@ class RestorationDataModule(L.LightningDataModule):
         flip: random horizontal/vertical flips in training.
         num_workers: dataloader workers.
         task_names: task vocabulary of the ``task`` tensor (default: InstructIR's seven tasks).
+        train_weights: one sampling weight per training set (InstructIR's multi-task mix). Each epoch
+            then draws ``sum(len(train sets))`` samples with replacement, set ``d`` with probability
+            ``w_d / sum(w)`` whatever its size (small sets are oversampled, large ones subsampled).
+            None: every sample once per epoch, shuffled. Under DDP Lightning splits this sampler
+            across ranks (``DistributedSamplerWrapper``).
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class RestorationDataModule(L.LightningDataModule):
         flip: bool = True,
         num_workers: int = 0,
         task_names: Sequence[str] = INSTRUCTIR_TASKS,
+        train_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.train_sets = list(train or [])
@@ -73,6 +79,14 @@ class RestorationDataModule(L.LightningDataModule):
         self.flip = flip
         self.num_workers = num_workers
         self.task_names = list(task_names)
+        if train_weights is not None:
+            if len(train_weights) != len(self.train_sets):
+                raise DataError(
+                    f"train_weights has {len(train_weights)} entries for {len(self.train_sets)} training sets"
+                )
+            if min(train_weights, default=0) < 0 or sum(train_weights) <= 0:
+                raise DataError(f"train_weights must be non-negative and not all zero, got {train_weights}")
+        self.train_weights = None if train_weights is None else [float(w) for w in train_weights]
         for stage, sets in (("val", self.val_sets), ("test", self.test_sets), ("predict", self.predict_sets)):
             names = [s.benchmark for s in sets]
             duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -90,11 +104,14 @@ class RestorationDataModule(L.LightningDataModule):
         return [(s.benchmark, len(s), s.protocol) for s in sets]
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, dataset: Any, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _loader(
+        self, dataset: Any, batch_size: int, shuffle: bool, drop_last: bool = False, sampler: Sampler | None = None
+    ) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -107,7 +124,20 @@ class RestorationDataModule(L.LightningDataModule):
             raise DataError("no training data: set data.train in the config")
         dataset = ConcatDataset(self.train_sets) if len(self.train_sets) > 1 else self.train_sets[0]
         drop_last = len(dataset) > self.batch_size
-        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=drop_last)
+        sampler = self.train_sampler()
+        return self._loader(dataset, self.batch_size, shuffle=sampler is None, drop_last=drop_last, sampler=sampler)
+
+    def train_sampler(self) -> WeightedRandomSampler | None:
+        """The ``train_weights`` mix: per-sample weight ``w_d / len_d`` over the concatenated training sets."""
+        if self.train_weights is None:
+            return None
+        lengths = [len(d) for d in self.train_sets]
+        weights = self.train_weights
+        empty = [d.benchmark for d, n, w in zip(self.train_sets, lengths, weights) if n == 0 and w > 0]
+        if empty:
+            raise DataError(f"training sets with a weight but no samples: {', '.join(empty)}")
+        per_sample = torch.cat([torch.full((n,), w / max(n, 1), dtype=torch.double) for w, n in zip(weights, lengths)])
+        return WeightedRandomSampler(per_sample, num_samples=sum(lengths), replacement=True)
 
     def _eval_loaders(self, sets: list[RestorationDataset], stage: str) -> list[DataLoader]:
         if not sets:
@@ -125,11 +155,79 @@ class RestorationDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ accelerator-side degradation
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Hook for batched degradation pipelines that run on the accelerator (see ``gpu_degradation``)."""
-        if self.trainer is not None and self.trainer.training:
-            return self.gpu_degradation(batch)
+        """Run accelerator-side degradation (``gpu_degradation``) on batches whose samples ask for it."""
+        if "gpu_degrade" in batch:
+            return self.gpu_degradation(batch, dataloader_idx)
         return batch
 
-    def gpu_degradation(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Identity here; subclasses (e.g. Real-ESRGAN synthesis) degrade ``batch["hq"]`` on the device."""
+    def _gpu_pipeline(self, dataloader_idx: int) -> Any:
+        """The ``gpu_pipeline`` of the set this batch comes from (training sets, or the eval set at the index)."""
+        trainer = self.trainer
+        if trainer is None or trainer.training:
+            candidates = list(self.train_sets)
+        else:
+            if trainer.testing:
+                sets = self.test_sets
+            elif trainer.predicting:
+                sets = self.predict_sets or self.test_sets
+            else:
+                sets = self.val_sets
+            candidates = sets[dataloader_idx : dataloader_idx + 1]
+        candidates += [*self.train_sets, *self.val_sets, *self.test_sets, *self.predict_sets]
+        return next((d.gpu_pipeline for d in candidates if getattr(d, "gpu_pipeline", None) is not None), None)
+
+    def gpu_degradation(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+        """Degrade, on the batch's device, the rows of ``batch["hq"]`` flagged ``gpu_degrade`` (Real-ESRGAN).
+
+        The rows' ``lq`` placeholders are replaced, their params merged and empty prompts set to the
+        pipeline's. Training draws from a generator seeded by the global RNG (``seed_everything``
+        makes it reproducible); evaluation seeds it from the samples' ``degrade_kernels["seed"]``
+        so each validation image is degraded the same way every epoch.
+        """
+        flags = batch.get("gpu_degrade")
+        if flags is None or "hq" not in batch:
+            return batch
+        n = batch["hq"].shape[0]
+        if isinstance(flags, torch.Tensor):
+            rows = [i for i, flag in enumerate(flags.reshape(-1).tolist()) if flag]
+        else:  # a mixed batch: samples without the key were collated as None
+            rows = [i for i, flag in enumerate(flags) if flag is not None and bool(flag)]
+        pipeline = self._gpu_pipeline(dataloader_idx)
+        if not rows or pipeline is None:
+            return batch
+        stored = batch["degrade_kernels"]
+        if isinstance(stored, dict):
+            kernels = {key: value[rows] for key, value in stored.items()}
+        else:
+            kernels = {key: torch.stack([stored[i][key] for i in rows]) for key in stored[rows[0]]}
+        hq = batch["hq"]
+        device = hq.device
+        training = self.trainer is None or self.trainer.training
+        if not training and "seed" in kernels:
+            seed = int(kernels["seed"].long().sum().item()) % (2**62)
+        else:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        generator = torch.Generator(device=device).manual_seed(seed)
+        index = torch.tensor(rows, device=device)
+        target = hq[index]
+        if getattr(pipeline, "usm_target", False):
+            from restorezoo.data.degrade.kernels import usm_sharpen
+
+            target = usm_sharpen(target)
+            hq = hq.clone()
+            hq[index] = target.to(hq.dtype)
+            batch["hq"] = hq
+        lq, params = pipeline.apply(target, kernels, generator)
+        if lq.shape[-2:] == batch["lq"].shape[-2:]:
+            batch["lq"] = batch["lq"].clone()
+            batch["lq"][index] = lq.to(batch["lq"].dtype)
+        elif len(rows) == n:  # scale > 1: the whole batch becomes the smaller LQ
+            batch["lq"] = lq.to(batch["lq"].dtype)
+        else:
+            raise DataError("a batch mixing Real-ESRGAN samples with scale > 1 and other samples cannot stack")
+        for i, applied in zip(rows, params):
+            batch["params"][i] = {**batch["params"][i], **applied}
+            if not batch["prompt"][i]:
+                batch["prompt"][i] = pipeline.prompt
+        batch["gpu_degrade"] = torch.zeros(n, dtype=torch.bool, device=device)  # done: never twice
         return batch

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -173,30 +173,103 @@ class RestorationDataset(Dataset):
         )
 
 
+DACLIP_DEGRADATIONS: dict[str, str] = {
+    "motion-blurry": "blur",
+    "hazy": "haze",
+    "jpeg-compressed": "jpeg",
+    "low-light": "lowlight",
+    "noisy": "noise",
+    "raindrop": "raindrop",
+    "rainy": "rain",
+    "shadowed": "shadow",
+    "snowy": "snow",
+    "uncompleted": "inpainting",
+}
+"""DA-CLIP's ten degradation words (its folder names) → restorezoo task names.
+
+Kept here as well as in the prompt vocabulary so datasets can name DA-CLIP's tasks (raindrop, snow,
+shadow, inpainting) even where the instruction bank has no entry for them.
+"""
+
+
 def _task_name(task: str | None) -> str:
-    return canonical_task(task) if task else ""
+    if not task:
+        return ""
+    try:
+        return canonical_task(task)
+    except ValueError:
+        key = task.strip().lower()
+        if key in DACLIP_DEGRADATIONS:
+            return DACLIP_DEGRADATIONS[key]
+        if key in DACLIP_DEGRADATIONS.values():
+            return key
+        raise
 
 
-def match_pairs(lq_dir: Path, hq_dir: Path, match: str = "stem") -> list[tuple[Path, Path]]:
-    """Pair LQ and HQ files by name. ``match="prefix"`` pairs ``0001_0.8_0.2.png`` (LQ) with ``0001.png``.
+KeyFn = Callable[[Path], str]
+"""Maps a file to the name it is paired by."""
+
+
+def _strip_suffix(suffix: str) -> KeyFn:
+    def key(path: Path) -> str:
+        stem = path.stem
+        return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+
+    return key
+
+
+def pair_keys(match: str | KeyFn = "stem") -> tuple[KeyFn, KeyFn]:
+    """The (LQ, HQ) key functions of a ``match`` mode.
+
+    - ``"stem"``: identical file stems (``0001.png`` ↔ ``0001.jpg``);
+    - ``"prefix"``: the LQ stem up to its first ``_`` (SOTS: ``0001_0.8_0.2.png`` ↔ ``0001.png``);
+    - ``"suffix:LQ,HQ"``: strip each side's suffix when present (RainDrop: ``"suffix:_rain,_clean"``
+      pairs ``0_rain.png`` with ``0_clean.png``; SRD: ``"suffix:,_free"``); either part may be empty;
+    - a callable ``Path -> str`` applied to both sides (Python use; configs take the strings).
+    """
+    if callable(match):
+        return match, match
+    if match == "stem":
+        return _strip_suffix(""), _strip_suffix("")
+    if match == "prefix":
+        return (lambda path: path.stem.split("_")[0]), _strip_suffix("")
+    if match.startswith("suffix:"):
+        parts = match[len("suffix:") :].split(",")
+        if len(parts) != 2:
+            raise DataError(f"match '{match}' needs two comma-separated suffixes, e.g. 'suffix:_rain,_clean'")
+        return _strip_suffix(parts[0].strip()), _strip_suffix(parts[1].strip())
+    raise DataError(f"unknown match mode '{match}'; use 'stem', 'prefix' or 'suffix:LQ_SUFFIX,HQ_SUFFIX'")
+
+
+def pair_files(
+    lq_dir: Path, hq_dir: Path, match: str | KeyFn = "stem"
+) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+    """Pair the images of two folders without raising: ``(pairs, unmatched LQ, unused HQ)``.
+
+    Unused HQ files are only a problem for one-to-one modes; with ``"prefix"`` several LQ files
+    (SOTS/ITS haze levels) may share one HQ image and some HQ images may have none.
+    """
+    lq_key, hq_key = pair_keys(match)
+    hq_files = {hq_key(p): p for p in list_images(hq_dir)}
+    pairs, unmatched = [], []
+    for lq in list_images(lq_dir):
+        hq = hq_files.get(lq_key(lq))
+        (pairs.append((lq, hq)) if hq is not None else unmatched.append(lq))
+    used = {hq for _, hq in pairs}
+    return pairs, unmatched, [p for p in hq_files.values() if p not in used]
+
+
+def match_pairs(lq_dir: Path, hq_dir: Path, match: str | KeyFn = "stem") -> list[tuple[Path, Path]]:
+    """Pair LQ and HQ files by name (see ``pair_keys`` for the ``match`` modes).
 
     Raises a ``DataError`` listing unmatched files on either side.
     """
-
-    def key(path: Path) -> str:
-        return path.stem.split("_")[0] if match == "prefix" else path.stem
-
-    hq_files = {key(p): p for p in list_images(hq_dir)}
-    pairs, unmatched = [], []
-    for lq in list_images(lq_dir):
-        hq = hq_files.get(key(lq))
-        (pairs.append((lq, hq)) if hq is not None else unmatched.append(lq.name))
-    used = {hq for _, hq in pairs}
-    orphans = [p.name for p in hq_files.values() if p not in used]
-    if unmatched or (orphans and match == "stem"):
-        shown = ", ".join((unmatched + orphans)[:8])
+    pairs, unmatched, unused = pair_files(lq_dir, hq_dir, match)
+    orphans = [] if match == "prefix" else [p.name for p in unused]
+    if unmatched or orphans:
+        shown = ", ".join(([p.name for p in unmatched] + orphans)[:8])
         raise DataError(
-            f"{len(unmatched)} LQ files in {lq_dir} and {len(orphans) if match == 'stem' else 0} HQ files in "
+            f"{len(unmatched)} LQ files in {lq_dir} and {len(orphans)} HQ files in "
             f"{hq_dir} have no partner (matching by {match}): {shown}"
         )
     return pairs
@@ -212,7 +285,7 @@ def _require_dir(path: str | Path, what: str) -> Path:
 
 
 class PairedFolder(RestorationDataset):
-    """An LQ folder and an HQ folder matched by file stem (or ``match="prefix"``, e.g. SOTS).
+    """An LQ folder and an HQ folder matched by file stem (or another ``match`` mode, see ``pair_keys``).
 
     Without ``hq_dir`` it yields LQ images only (prediction on real photos).
     """
@@ -222,7 +295,7 @@ class PairedFolder(RestorationDataset):
         lq_dir: str,
         hq_dir: str | None = None,
         task: str | None = None,
-        match: str = "stem",
+        match: str | KeyFn = "stem",
         benchmark: str = "",
         protocol: MetricProtocol | None = None,
         prompt: str | None = None,
@@ -442,4 +515,202 @@ class Sample(RestorationDataset):
             task=task,
             name=f"{self.names[photo_index]}_{task}",
             degradation=self.degradations[task_index],
+        )
+
+
+def universal_folders(
+    root: str | Path, split: str = "train", degradations: Sequence[str] | None = None
+) -> list[Path]:
+    """The degradation folders of a DA-CLIP universal tree, ``<root>/<split>/<degradation>/{LQ,GT}``.
+
+    Without ``degradations`` every sub-folder holding an ``LQ`` folder is taken, sorted by name.
+    """
+    base = Path(root).expanduser() / split
+    if not base.is_dir():
+        raise DataError(
+            f"universal split folder not found: {base} (expected <root>/{split}/<degradation>/LQ,GT)"
+        )
+    if degradations is None:
+        folders = sorted(p for p in base.iterdir() if (p / "LQ").is_dir())
+        if not folders:
+            raise DataError(f"no <degradation>/LQ folders in {base}")
+        return folders
+    return [base / name for name in degradations]
+
+
+def _split_title(title: str) -> str:
+    """DA-CLIP titles read ``"{caption}: {degradation}"``; keep the caption."""
+    caption, sep, word = title.rpartition(": ")
+    return caption.strip() if sep and word.strip().lower() in DACLIP_DEGRADATIONS else title.strip()
+
+
+def read_daclip_captions(path: str | Path) -> dict[tuple[str, str], str]:
+    """Captions of a DA-CLIP CSV (``filepath``, ``title``; tab- or comma-separated) by (degradation, file name).
+
+    The released CSVs hold absolute paths of the machine they were made on, so rows are keyed by
+    the degradation folder and file name, which survive moving the tree.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"caption file not found: {path}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = handle.readline()
+        handle.seek(0)
+        reader = csv.DictReader(handle, delimiter="\t" if "\t" in header else ",")
+        if not {"filepath", "title"} <= set(reader.fieldnames or ()):
+            raise DataError(f"{path}: expected columns 'filepath' and 'title', found {reader.fieldnames}")
+        captions = {}
+        for row in reader:
+            file = Path((row.get("filepath") or "").replace("\\", "/"))
+            captions[(file.parent.parent.name, file.name)] = _split_title(row.get("title") or "")
+    return captions
+
+
+def _folder_task(name: str) -> str:
+    try:
+        return _task_name(name)
+    except ValueError:
+        return name.strip().lower()
+
+
+class UniversalFolder(RestorationDataset):
+    """DA-CLIP's "universal" layout: ``<root>/<split>/<degradation>/{LQ,GT}``, one task per folder.
+
+    Each folder's task is its degradation word mapped to restorezoo's names (``noisy`` → ``noise``,
+    see ``DACLIP_DEGRADATIONS``; unknown folders keep their own name). LQ and GT pair by stem.
+
+    Args:
+        root: the folder holding ``train/`` and ``val/``.
+        split: "train" or "val".
+        degradations: folder names to read (default: every folder with an ``LQ`` sub-folder).
+        caption_file: DA-CLIP's CSV (``daclip_train.csv``: filepath, "{caption}: {degradation}") giving
+            each LQ image its clean caption.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        degradations: Sequence[str] | None = None,
+        caption_file: str | None = None,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(benchmark or f"universal_{split}", protocol, prompt, caption, repeat, seed)
+        self.entries: list[tuple[Path, Path, str, str]] = []
+        self.folders = universal_folders(root, split, degradations)
+        for folder in self.folders:
+            task = _folder_task(folder.name)
+            pairs = match_pairs(_require_dir(folder / "LQ", "LQ"), _require_dir(folder / "GT", "GT"))
+            self.entries.extend((lq, hq, task, folder.name) for lq, hq in pairs)
+        self.captions = read_daclip_captions(caption_file) if caption_file else {}
+
+    def num_items(self) -> int:
+        return len(self.entries)
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        lq, hq, task, folder = self.entries[index]
+        return Item(
+            hq=load_image(hq),
+            lq=load_image(lq),
+            task=task,
+            caption=self.captions.get((folder, lq.name), ""),
+            name=lq.stem,
+            params={"degradation": folder},
+        )
+
+
+def read_coco_captions(path: str | Path) -> dict[str, list[str]]:
+    """COCO-style captions (``images``: id, file_name; ``annotations``: image_id, caption) by file name.
+
+    Images keep the JSON's order; an image without annotations gets an empty list.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"captions file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names = {image["id"]: str(image["file_name"]) for image in data["images"]}
+        captions: dict[str, list[str]] = {name: [] for name in names.values()}
+        for note in data.get("annotations", []):
+            if note["image_id"] in names:
+                captions[names[note["image_id"]]].append(str(note["caption"]).strip())
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: not a COCO captions file ({type(error).__name__}: {error})") from error
+    return captions
+
+
+class CaptionedFolder(RestorationDataset):
+    """Clean images with captions (MS-COCO ``captions_*.json``), degraded on the fly.
+
+    SPIRE and Diff-Restorer condition on what the clean image shows; this supplies that text. In
+    training every sample draws one of its image's captions at random and, with probability
+    ``caption_dropout`` (SPIRE: 0.1), an empty caption so the model also learns to restore without
+    one (classifier-free guidance). Evaluation always uses the first caption, never drops it.
+
+    Args:
+        image_dir: folder of clean images (``COCO/val2017``).
+        captions_json: COCO-style JSON; only the images it lists are used.
+        degradation: a ``build_degradation`` spec applied per sample as in ``Synthetic``; None keeps the
+            clean image as LQ (for pipelines that degrade on the accelerator, ``gpu_degradation``).
+        caption_dropout: probability of an empty caption in training.
+        max_images: use only the first N listed images (SPIRE scores 3000 COCO val images).
+        task: task name of every sample (default: the degradation's own).
+    """
+
+    def __init__(
+        self,
+        image_dir: str,
+        captions_json: str,
+        degradation: Any = None,
+        caption_dropout: float = 0.0,
+        max_images: int | None = None,
+        task: str | None = None,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(benchmark or Path(image_dir).name, protocol, prompt, caption, repeat, seed)
+        if not 0.0 <= caption_dropout <= 1.0:
+            raise DataError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
+        folder = _require_dir(image_dir, "image")
+        listed = read_coco_captions(captions_json)
+        missing = [name for name in listed if not (folder / name).is_file()]
+        if missing:
+            raise DataError(
+                f"{len(missing)} images listed in {captions_json} are not in {folder}: {', '.join(missing[:5])}"
+            )
+        self.entries = [(folder / name, texts) for name, texts in listed.items()][:max_images]
+        if not self.entries:
+            raise DataError(f"{captions_json} lists no images")
+        self.degradation = build_degradation("clean" if degradation is None else degradation)
+        self.caption_dropout = float(caption_dropout)
+        self.task = _task_name(task)
+
+    def num_items(self) -> int:
+        return len(self.entries)
+
+    def _pick_caption(self, texts: list[str], generator: torch.Generator) -> str:
+        if not self.training:
+            return texts[0] if texts else ""
+        text = texts[int(torch.randint(0, len(texts), (1,), generator=generator))] if texts else ""
+        if self.caption_dropout > 0 and float(torch.rand((), generator=generator)) < self.caption_dropout:
+            return ""
+        return text
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        path, texts = self.entries[index]
+        return Item(
+            hq=load_image(path),
+            task=self.task,
+            caption=self._pick_caption(texts, generator),
+            name=path.stem,
+            degradation=self.degradation,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 import torch
 
@@ -23,6 +24,17 @@ __all__ = [
     "canonical_task",
     "instructions",
     "sample_instruction",
+    "DACLIP_DEGRADATIONS",
+    "DIFFRESTORER_CLASSES",
+    "SPIRE_BLIND_PROMPT",
+    "TASK_VOCABULARY",
+    "TaskNames",
+    "daclip_caption",
+    "from_daclip_word",
+    "from_diffrestorer_class",
+    "to_daclip_word",
+    "to_diffrestorer_class",
+    "to_instructir_intent",
 ]
 
 INSTRUCTIR_TASKS: tuple[str, ...] = ("noise", "blur", "rain", "haze", "lowlight", "sr", "enhancement")
@@ -374,6 +386,28 @@ TASK_ALIASES: Mapping[str, str] = MappingProxyType(
         "dejpeg": "jpeg",
         "deblocking": "jpeg",
         "identity": "clean",
+        **{t: t for t in ("snow", "raindrop", "shadow", "inpainting", "realesrgan", "parameterized")},
+        "desnow": "snow",
+        "desnowing": "snow",
+        "snowy": "snow",
+        "raindrops": "raindrop",
+        "rain_drop": "raindrop",
+        "deraindrop": "raindrop",
+        "shadowed": "shadow",
+        "deshadow": "shadow",
+        "shadow_removal": "shadow",
+        "inpaint": "inpainting",
+        "uncompleted": "inpainting",
+        "real-esrgan": "realesrgan",
+        "real_esrgan": "realesrgan",
+        "spire": "parameterized",
+        "noisy": "noise",
+        "motion-blurry": "blur",
+        "blurry": "blur",
+        "rainy": "rain",
+        "hazy": "haze",
+        "jpeg-compressed": "jpeg",
+        "jpeg_compression": "jpeg",
     }
 )
 """Lower-case synonyms → canonical task names (each canonical name maps to itself)."""
@@ -408,3 +442,138 @@ def sample_instruction(task: str, generator: torch.Generator | None = None, spli
     bank = instructions(task, split)
     device = generator.device if generator is not None else torch.device("cpu")
     return bank[int(torch.randint(len(bank), (1,), generator=generator, device=device))]
+
+
+# --------------------------------------------------------------------------------------------------
+# the other papers' degradation vocabularies
+
+DACLIP_DEGRADATIONS: tuple[str, ...] = (
+    "motion-blurry",
+    "hazy",
+    "jpeg-compressed",
+    "low-light",
+    "noisy",
+    "raindrop",
+    "rainy",
+    "shadowed",
+    "snowy",
+    "uncompleted",
+)
+"""DA-CLIP's ten degradation words (Luo et al., ICLR 2024), in the paper's order: a word's index is its class."""
+
+DIFFRESTORER_CLASSES: tuple[str, ...] = (
+    "noise",
+    "lowlight",
+    "haze",
+    "rain",
+    "raindrop",
+    "snow",
+    "blur",
+    "jpeg",
+)
+"""Diff-Restorer's eight degradation types as canonical task names; a task's index is its L_deg class."""
+
+SPIRE_BLIND_PROMPT = "Remove all degradation"
+"""SPIRE's restoration prompt for Real-ESRGAN-degraded training images and for blind inference."""
+
+
+class TaskNames(NamedTuple):
+    """What one canonical task is called in each paper's vocabulary (None where it has no name)."""
+
+    instructir: int | None
+    daclip: str | None
+    diffrestorer: int | None
+
+
+def _names(task: str, daclip: str | None) -> TaskNames:
+    return TaskNames(
+        INSTRUCTIR_TASKS.index(task) if task in INSTRUCTIR_TASKS else None,
+        daclip,
+        DIFFRESTORER_CLASSES.index(task) if task in DIFFRESTORER_CLASSES else None,
+    )
+
+
+TASK_VOCABULARY: Mapping[str, TaskNames] = MappingProxyType(
+    {
+        "noise": _names("noise", "noisy"),
+        "blur": _names("blur", "motion-blurry"),
+        "rain": _names("rain", "rainy"),
+        "haze": _names("haze", "hazy"),
+        "lowlight": _names("lowlight", "low-light"),
+        "sr": _names("sr", None),
+        "enhancement": _names("enhancement", None),
+        "jpeg": _names("jpeg", "jpeg-compressed"),
+        "snow": _names("snow", "snowy"),
+        "raindrop": _names("raindrop", "raindrop"),
+        "shadow": _names("shadow", "shadowed"),
+        "inpainting": _names("inpainting", "uncompleted"),
+        "realesrgan": _names("realesrgan", None),
+        "parameterized": _names("parameterized", None),
+    }
+)
+"""Canonical task → its InstructIR intent index, DA-CLIP word and Diff-Restorer class index.
+
+The one table that translates between the models' label spaces, so a dataset labelled once with
+restorezoo's task names can train any of them. Indices are derived from ``INSTRUCTIR_TASKS`` and
+``DIFFRESTORER_CLASSES`` so the orders cannot drift apart.
+"""
+
+
+def _lookup_names(task: str, field: str) -> object:
+    """One vocabulary's name for ``task``; a "+"-joined mixture gives the list of its parts' names."""
+    if "+" in task:
+        return [_lookup_names(part, field) for part in task.split("+")]
+    canonical = canonical_task(task)
+    if canonical not in TASK_VOCABULARY:
+        raise ValueError(f"task {task!r} has no vocabulary entry; mapped tasks: {', '.join(TASK_VOCABULARY)}")
+    return getattr(TASK_VOCABULARY[canonical], field)
+
+
+def to_instructir_intent(task: str) -> int | None | list[int | None]:
+    """InstructIR intent index of ``task`` (None if InstructIR has no such intent; a list for "a+b").
+
+    Unknown task names raise ``ValueError``; known tasks outside the vocabulary return None.
+    """
+    return _lookup_names(task, "instructir")  # type: ignore[return-value]
+
+
+def to_daclip_word(task: str) -> str | None | list[str | None]:
+    """DA-CLIP degradation word of ``task`` (None if DA-CLIP has no such word; a list for "a+b")."""
+    return _lookup_names(task, "daclip")  # type: ignore[return-value]
+
+
+def to_diffrestorer_class(task: str) -> int | None | list[int | None]:
+    """Diff-Restorer class index of ``task`` (None if it has no such class; a list for "a+b")."""
+    return _lookup_names(task, "diffrestorer")  # type: ignore[return-value]
+
+
+def from_daclip_word(word: str) -> str:
+    """Canonical task of a DA-CLIP degradation word ("snowy" → "snow")."""
+    for task, names in TASK_VOCABULARY.items():
+        if names.daclip == word.strip().lower():
+            return task
+    raise ValueError(f"unknown DA-CLIP degradation word {word!r}; words: {', '.join(DACLIP_DEGRADATIONS)}")
+
+
+def from_diffrestorer_class(index: int) -> str:
+    """Canonical task of a Diff-Restorer class index (0 → "noise")."""
+    if not 0 <= int(index) < len(DIFFRESTORER_CLASSES):
+        raise ValueError(
+            f"Diff-Restorer class index must be in [0, {len(DIFFRESTORER_CLASSES)}), got {index}"
+        )
+    return DIFFRESTORER_CLASSES[int(index)]
+
+
+def daclip_caption(caption: str, degradation_word: str) -> str:
+    """DA-CLIP's training text, ``"{caption}: {degradation word}"``.
+
+    An empty caption gives the bare word, so images without alt-text still train the degradation
+    branch without a dangling ": " prefix. The word must be one of :data:`DACLIP_DEGRADATIONS`.
+    """
+    word = degradation_word.strip().lower()
+    if word not in DACLIP_DEGRADATIONS:
+        raise ValueError(
+            f"unknown DA-CLIP degradation word {degradation_word!r}; words: {', '.join(DACLIP_DEGRADATIONS)}"
+        )
+    caption = caption.strip()
+    return f"{caption}: {word}" if caption else word

@@ -5,6 +5,18 @@ the :class:`Degradation` wrappers that sample parameters with a ``torch.Generato
 alongside the degraded batch, so prompts can be written from the parameters actually used.
 """
 
+from restorezoo.data.degrade.kernels import (
+    KERNEL_FAMILIES,
+    KERNEL_PROBS,
+    bivariate_kernel,
+    gaussian_kernel,
+    generalized_gaussian_kernel,
+    plateau_kernel,
+    pulse_kernel,
+    random_mixed_kernel,
+    sinc_kernel,
+    usm_sharpen,
+)
 from restorezoo.data.degrade.ops import (
     add_gaussian_noise,
     bicubic_down_up,
@@ -33,6 +45,13 @@ from restorezoo.data.degrade.pipelines import (
     RandomChoice,
     build_degradation,
 )
+from restorezoo.data.degrade.realesrgan import RealESRGAN, RealESRGANOptions
+
+# isort: split
+# pipelines must load first: it imports the two modules below once Degradation exists
+from restorezoo.data.degrade.parameterized import STAGES, parse_restoration_prompt, restoration_prompt
+from restorezoo.data.degrade.pipelines import MIXTURES, Mixture, Parameterized, Raindrop, Snow
+from restorezoo.data.degrade.weather import raindrop, snow
 
 __all__ = [
     "DEGRADATIONS",
@@ -59,4 +78,26 @@ __all__ = [
     "low_light",
     "motion_blur",
     "rain_streaks",
+    "MIXTURES",
+    "STAGES",
+    "Mixture",
+    "Parameterized",
+    "Raindrop",
+    "Snow",
+    "parse_restoration_prompt",
+    "raindrop",
+    "restoration_prompt",
+    "snow",
+    "KERNEL_FAMILIES",
+    "KERNEL_PROBS",
+    "RealESRGAN",
+    "RealESRGANOptions",
+    "bivariate_kernel",
+    "generalized_gaussian_kernel",
+    "gaussian_kernel",
+    "plateau_kernel",
+    "pulse_kernel",
+    "random_mixed_kernel",
+    "sinc_kernel",
+    "usm_sharpen",
 ]

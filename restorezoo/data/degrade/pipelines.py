@@ -10,7 +10,7 @@ params give the same image on any device and in any batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -31,9 +31,14 @@ __all__ = [
     "Haze",
     "Identity",
     "LowLight",
+    "MIXTURES",
+    "Mixture",
     "MotionBlur",
+    "Parameterized",
     "Rain",
+    "Raindrop",
     "RandomChoice",
+    "Snow",
     "build_degradation",
 ]
 
@@ -447,9 +452,27 @@ def _join_tasks(tasks: Sequence[str]) -> str:
     return "+".join(real) if real else "clean"
 
 
+class Mixture(Compose):
+    """A :class:`Compose` labelled with a fixed mixture name (``"noise+blur"``) whatever its step order.
+
+    Diff-Restorer names its mixed test sets by their parts ("noise+blur", "raindrop+noise+blur");
+    the steps still run in physical order (scene, then optics, then sensor, then compression).
+    """
+
+    def __init__(self, name: str, steps: Sequence[Degradation]):
+        super().__init__(steps)
+        self.task = name
+
+    def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[Params]:
+        return [{**p, "task": self.task} for p in super().sample_params(batch_size, generator)]
+
+
 # --------------------------------------------------------------------------------------------------
 # registry
 
+# Imported here, not at the top: these modules subclass Degradation from this one.
+from restorezoo.data.degrade.parameterized import Parameterized  # noqa: E402
+from restorezoo.data.degrade.weather import Raindrop, Snow  # noqa: E402
 
 DEGRADATIONS: dict[str, type[Degradation]] = {
     "noise": GaussianNoise,
@@ -461,6 +484,9 @@ DEGRADATIONS: dict[str, type[Degradation]] = {
     "rain": Rain,
     "jpeg": JPEG,
     "sr": BicubicSR,
+    "snow": Snow,
+    "raindrop": Raindrop,
+    "parameterized": Parameterized,
     "clean": Identity,
     "compose": Compose,
     "random_choice": RandomChoice,
@@ -468,6 +494,18 @@ DEGRADATIONS: dict[str, type[Degradation]] = {
 """Short names usable in configs; ``compose`` and ``random_choice`` take nested specs."""
 
 _NESTED = {"compose": "steps", "random_choice": "options"}
+
+MIXTURES: dict[str, Callable[[], Degradation]] = {
+    "noise+blur": lambda: Mixture("noise+blur", [Blur(), GaussianNoise(sigmas=(50,))]),
+    "snow+noise": lambda: Mixture("snow+noise", [Snow(), GaussianNoise(sigmas=(50,))]),
+    "raindrop+noise+blur": lambda: Mixture(
+        "raindrop+noise+blur", [Raindrop(), Blur(), GaussianNoise(sigmas=(50,))]
+    ),
+    "jpeg+noise+blur": lambda: Mixture(
+        "jpeg+noise+blur", [Blur(), GaussianNoise(sigmas=(50,)), JPEG(quality=10)]
+    ),
+}
+"""Diff-Restorer's mixed test sets by name, at its levels (noise σ 50, JPEG q 10; blur at our defaults)."""
 
 Spec = str | Mapping[str, Any] | Sequence[Any] | Degradation
 
@@ -483,11 +521,15 @@ def build_degradation(spec: Spec) -> Degradation:
     if isinstance(spec, Degradation):
         return spec
     if isinstance(spec, str):
+        if spec.strip().lower() in MIXTURES:
+            return MIXTURES[spec.strip().lower()]()
         return _lookup(spec)()
     if isinstance(spec, Mapping):
         if "name" not in spec:
             raise ValueError(f"a degradation dict needs a 'name' key (one of {_valid()}), got {dict(spec)!r}")
         kwargs = {k: v for k, v in spec.items() if k != "name"}
+        if str(spec["name"]).strip().lower() in MIXTURES and not kwargs:
+            return MIXTURES[str(spec["name"]).strip().lower()]()
         name = _canonical(str(spec["name"]))
         cls = _lookup(name)
         if name in _NESTED:

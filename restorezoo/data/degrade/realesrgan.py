@@ -1,0 +1,408 @@
+"""Real-ESRGAN's second-order degradation model (Wang et al., 2021), batched on any device.
+
+Real photos are degraded by a chain of camera, editing and transmission steps; Real-ESRGAN models
+that with the classical chain ``blur → resize → noise → JPEG`` applied twice, then a final resize,
+sinc ringing and JPEG in random order. The split follows BasicSR's habit of running it on the
+accelerator: the DataLoader workers draw the blur kernels (:meth:`RealESRGAN.sample_kernels`, CPU,
+one sample), and :meth:`RealESRGAN.apply` runs the rest on the whole batch where it lives, drawing
+its own random numbers from a ``torch.Generator``.
+
+Per-sample vs per-batch: kernels, noise kind/level/colour, JPEG qualities, the second-blur coin,
+the final order and the final-sinc coin are drawn per sample. The two random resizes and the
+final resize use one direction, scale and mode per batch (as BasicSR), because a batch must keep
+one size between the steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from restorezoo.data.degrade import ops
+from restorezoo.data.degrade.kernels import (
+    KERNEL_FAMILIES,
+    KERNEL_PROBS,
+    kernel_info_from_meta,
+    kernel_meta,
+    pad_kernel,
+    pulse_kernel,
+    random_mixed_kernel,
+    sinc_kernel,
+)
+
+__all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions"]
+
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+
+
+@dataclass
+class RealESRGANOptions:
+    """Every parameter of the pipeline; defaults are the paper's (PAPERS.md, "Real-ESRGAN second-order").
+
+    Names follow BasicSR's option files (stage-2 names end in ``2``) so published configs map 1:1.
+    Noise sigmas are on the 0-255 scale; cutoffs in rad/pixel.
+    """
+
+    # stage 1
+    kernel_range: tuple[int, int] = (7, 21)
+    kernel_list: tuple[str, ...] = KERNEL_FAMILIES
+    kernel_prob: tuple[float, ...] = KERNEL_PROBS
+    sinc_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    betag_range: tuple[float, float] = (0.5, 4.0)
+    betap_range: tuple[float, float] = (1.0, 2.0)
+    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5
+    noise_range: tuple[float, float] = (1.0, 30.0)
+    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_range: tuple[float, float] = (30.0, 95.0)
+    # stage 2
+    second_blur_prob: float = 0.8
+    kernel_range2: tuple[int, int] = (7, 21)
+    kernel_list2: tuple[str, ...] = KERNEL_FAMILIES
+    kernel_prob2: tuple[float, ...] = KERNEL_PROBS
+    sinc_prob2: float = 0.1
+    blur_sigma2: tuple[float, float] = (0.2, 1.5)
+    betag_range2: tuple[float, float] = (0.5, 4.0)
+    betap_range2: tuple[float, float] = (1.0, 2.0)
+    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
+    resize_range2: tuple[float, float] = (0.3, 1.2)
+    gaussian_noise_prob2: float = 0.5
+    noise_range2: tuple[float, float] = (1.0, 25.0)
+    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
+    gray_noise_prob2: float = 0.4
+    jpeg_range2: tuple[float, float] = (30.0, 95.0)
+    # final step
+    final_sinc_prob: float = 0.8
+    final_order_prob: float = 0.5  # p of [resize + sinc, then JPEG]; else [JPEG, then resize + sinc]
+    sinc_cutoff_small: tuple[float, float] = (math.pi / 3, math.pi)  # stage kernels of size < 13
+    sinc_cutoff_large: tuple[float, float] = (math.pi / 5, math.pi)  # stage kernels of size >= 13
+    final_sinc_cutoff: tuple[float, float] = (math.pi / 3, math.pi)
+    resize_modes: tuple[str, ...] = RESIZE_MODES
+
+
+class RealESRGAN:
+    """The Real-ESRGAN second-order degradation (task ``"realesrgan"``, blind prompt).
+
+    Args:
+        options: pipeline parameters (defaults: the paper's).
+        scale: the LQ is ``1/scale`` the HQ's size; 1 (restoration, as SPIRE trains) keeps the size.
+        usm_target: sharpen the HQ target with :func:`~restorezoo.data.degrade.kernels.usm_sharpen`
+            before use as ground truth (the DataModule does it), as Real-ESRGAN trains.
+    """
+
+    task = "realesrgan"
+    prompt = "Remove all degradation"
+
+    def __init__(
+        self, options: RealESRGANOptions | None = None, scale: int = 1, usm_target: bool = False
+    ) -> None:
+        self.options = options or RealESRGANOptions()
+        if scale < 1:
+            raise ValueError(f"scale must be a positive integer, got {scale}")
+        self.scale = int(scale)
+        self.usm_target = usm_target
+
+    def __repr__(self) -> str:
+        return f"RealESRGAN(scale={self.scale}, usm_target={self.usm_target})"
+
+    # ------------------------------------------------------------------ CPU side (DataLoader workers)
+    def sample_kernels(self, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Draw one sample's kernels (21×21, CPU): stage-1 blur, stage-2 blur, final sinc.
+
+        A skipped stage gets the pulse (identity) kernel. ``*_meta`` entries describe each kernel
+        as a small float vector so that the parameters survive ``collate`` and reach :meth:`apply`.
+        """
+        o = self.options
+        k1, info1 = random_mixed_kernel(
+            generator,
+            o.kernel_list,
+            o.kernel_prob,
+            o.kernel_range,
+            o.blur_sigma,
+            o.betag_range,
+            o.betap_range,
+            o.sinc_prob,
+            o.sinc_cutoff_small,
+            o.sinc_cutoff_large,
+        )
+        k2, info2 = random_mixed_kernel(
+            generator,
+            o.kernel_list2,
+            o.kernel_prob2,
+            o.kernel_range2,
+            o.blur_sigma2,
+            o.betag_range2,
+            o.betap_range2,
+            o.sinc_prob2,
+            o.sinc_cutoff_small,
+            o.sinc_cutoff_large,
+        )
+        use_blur2 = bool(torch.rand((), generator=generator) < o.second_blur_prob)
+        if not use_blur2:
+            k2, info2 = pulse_kernel(), {"family": "pulse"}
+        use_sinc = bool(torch.rand((), generator=generator) < o.final_sinc_prob)
+        if use_sinc:
+            sizes = list(range(o.kernel_range[0] | 1, o.kernel_range[1] + 1, 2))
+            size = sizes[int(torch.randint(len(sizes), (), generator=generator))]
+            lo, hi = o.final_sinc_cutoff
+            cutoff = lo + (hi - lo) * float(torch.rand((), generator=generator))
+            sinc = pad_kernel(sinc_kernel(size, cutoff))
+            info3: dict[str, Any] = {"family": "sinc", "size": size, "cutoff": round(cutoff, 4)}
+        else:
+            sinc, info3 = pulse_kernel(), {"family": "pulse"}
+        return {
+            "kernel1": k1,
+            "kernel2": k2,
+            "sinc": sinc,
+            "use_blur2": torch.tensor(use_blur2),
+            "use_final_sinc": torch.tensor(use_sinc),
+            "kernel1_meta": kernel_meta(info1),
+            "kernel2_meta": kernel_meta(info2),
+            "sinc_meta": kernel_meta(info3),
+        }
+
+    def sample_batch_kernels(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``batch_size`` draws of :meth:`sample_kernels`, stacked (for direct use without a dataset)."""
+        draws = [self.sample_kernels(generator) for _ in range(batch_size)]
+        return {key: torch.stack([d[key] for d in draws]) for key in draws[0]}
+
+    # ------------------------------------------------------------------ device side
+    def __call__(
+        self, hq: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        """Draw kernels and degrade in one go (kernels on the CPU from a generator seeded by ``generator``)."""
+        seed = int(torch.randint(0, 2**62, (), generator=generator, device=_gen_device(generator)))
+        kernels = self.sample_batch_kernels(hq.shape[0], torch.Generator().manual_seed(seed))
+        return self.apply(hq, kernels, generator)
+
+    def apply(
+        self, hq: Tensor, kernels: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        """Degrade a B×3×H×W batch in [0, 1] on its own device; returns the LQ (on the /255 grid) and params.
+
+        ``kernels`` holds B-stacked entries of :meth:`sample_kernels`. Random numbers come from
+        ``generator`` (drawn on its device, then moved), so a seed gives the same LQ every time.
+        """
+        ops._check(hq, channels=3)
+        o = self.options
+        b, _, h, w = hq.shape
+        dev = hq.device
+        rng = _Draw(generator, dev)
+        k1, k2, sinc = (kernels[k].to(dev, torch.float32) for k in ("kernel1", "kernel2", "sinc"))
+        params: list[dict[str, Any]] = [{"task": self.task, "scale": self.scale} for _ in range(b)]
+        for i in range(b):
+            for key in ("kernel1", "kernel2", "sinc"):
+                meta = kernels.get(f"{key}_meta")
+                params[i][key] = kernel_info_from_meta(meta[i]) if meta is not None else {}
+            params[i]["blur2"] = bool(kernels["use_blur2"][i]) if "use_blur2" in kernels else True
+            params[i]["final_sinc"] = (
+                bool(kernels["use_final_sinc"][i]) if "use_final_sinc" in kernels else True
+            )
+
+        # ---- stage 1
+        out = ops._filter2d(hq.float(), k1)
+        out = self._random_resize(
+            out, (h, w), o.resize_prob, o.resize_range, o.resize_modes, rng, params, "resize1"
+        )
+        out = self._noise(
+            out,
+            o.gaussian_noise_prob,
+            o.noise_range,
+            o.poisson_scale_range,
+            o.gray_noise_prob,
+            rng,
+            params,
+            "noise1",
+        )
+        out = self._jpeg(out, o.jpeg_range, rng, params, "jpeg1")
+        # ---- stage 2 (a skipped blur is the pulse kernel)
+        out = ops._filter2d(out, k2)
+        out = self._random_resize(
+            out, (h, w), o.resize_prob2, o.resize_range2, o.resize_modes, rng, params, "resize2"
+        )
+        out = self._noise(
+            out,
+            o.gaussian_noise_prob2,
+            o.noise_range2,
+            o.poisson_scale_range2,
+            o.gray_noise_prob2,
+            rng,
+            params,
+            "noise2",
+        )
+        # ---- final: resize to target + sinc and JPEG, in a random order per sample
+        size = (h // self.scale, w // self.scale)
+        mode = o.resize_modes[int(rng.randint(len(o.resize_modes), 1)[0])]
+        sinc_first = rng.uniform(b) < o.final_order_prob
+        quality = rng.uniform(b) * (o.jpeg_range2[1] - o.jpeg_range2[0]) + o.jpeg_range2[0]
+        result = torch.empty(b, out.shape[1], *size, device=dev)
+        for first in (True, False):
+            rows = [i for i in range(b) if bool(sinc_first[i]) == first]
+            if not rows:
+                continue
+            idx = torch.tensor(rows, device=dev)
+            q = quality[rows].to(dev, torch.float32)
+            if first:  # resize + sinc, then JPEG
+                done = ops.jpeg(ops._filter2d(_resize(out[idx], size, mode), sinc[idx]).clamp(0, 1), q)
+            else:  # JPEG, then resize + sinc
+                done = ops._filter2d(_resize(ops.jpeg(out[idx].clamp(0, 1), q), size, mode), sinc[idx])
+            result[idx] = done
+        for i in range(b):
+            params[i]["final_order"] = "resize_sinc_jpeg" if bool(sinc_first[i]) else "jpeg_resize_sinc"
+            params[i]["final_resize_mode"] = mode
+            params[i]["jpeg2"] = round(float(quality[i]), 2)
+        lq = (result.clamp(0, 1) * 255).round() / 255
+        return lq.to(hq.dtype), params
+
+    # ------------------------------------------------------------------ steps
+    @staticmethod
+    def _random_resize(
+        x: Tensor,
+        base: tuple[int, int],
+        prob: tuple[float, ...],
+        bounds: tuple[float, float],
+        modes: tuple[str, ...],
+        rng: _Draw,
+        params: list[dict[str, Any]],
+        key: str,
+    ) -> Tensor:
+        """Resize to ``base·s`` (one direction, scale and mode per batch)."""
+        weights = torch.tensor(prob, dtype=torch.float64)
+        direction = ("up", "down", "keep")[int(torch.multinomial(weights, 1, generator=rng.cpu))]
+        u = float(rng.uniform(1)[0])
+        if direction == "up":
+            s = 1 + (bounds[1] - 1) * u
+        elif direction == "down":
+            s = bounds[0] + (1 - bounds[0]) * u
+        else:
+            s = 1.0
+        mode = modes[int(rng.randint(len(modes), 1)[0])]
+        size = (max(int(base[0] * s), 1), max(int(base[1] * s), 1))
+        for p in params:
+            p[key] = {"direction": direction, "scale": round(s, 4), "mode": mode}
+        return _resize(x, size, mode)
+
+    @staticmethod
+    def _noise(
+        x: Tensor,
+        gaussian_prob: float,
+        sigma_range: tuple[float, float],
+        poisson_range: tuple[float, float],
+        gray_prob: float,
+        rng: _Draw,
+        params: list[dict[str, Any]],
+        key: str,
+    ) -> Tensor:
+        """Gaussian (sigma on the 0-255 scale) or Poisson noise per sample, grey (one field) with p ``gray_prob``."""
+        b = x.shape[0]
+        gaussian = rng.uniform(b) < gaussian_prob
+        gray = rng.uniform(b) < gray_prob
+        u = rng.uniform(b)
+        sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * u
+        pscale = poisson_range[0] + (poisson_range[1] - poisson_range[0]) * u
+        gray_dev = gray.to(x.device).view(b, 1, 1, 1)
+        noise = torch.zeros_like(x)
+        g_idx = [i for i in range(b) if bool(gaussian[i])]
+        p_idx = [i for i in range(b) if not bool(gaussian[i])]
+        if g_idx:
+            idx = torch.tensor(g_idx, device=x.device)
+            field = rng.normal((len(g_idx), *x.shape[1:]))
+            field = torch.where(gray_dev[idx], field[:, :1].expand_as(field), field)
+            noise[idx] = field * (sigma[g_idx].to(x.device, torch.float32) / 255).view(-1, 1, 1, 1)
+        if p_idx:
+            idx = torch.tensor(p_idx, device=x.device)
+            noise[idx] = _poisson_noise(x[idx], gray_dev[idx], rng) * pscale[p_idx].to(
+                x.device, torch.float32
+            ).view(-1, 1, 1, 1)
+        for i, p in enumerate(params):
+            colour = "gray" if bool(gray[i]) else "color"
+            if bool(gaussian[i]):
+                p[key] = {"kind": "gaussian", "sigma": round(float(sigma[i]), 3), "color": colour}
+            else:
+                p[key] = {"kind": "poisson", "scale": round(float(pscale[i]), 3), "color": colour}
+        return (x + noise).clamp(0, 1)
+
+    @staticmethod
+    def _jpeg(
+        x: Tensor, bounds: tuple[float, float], rng: _Draw, params: list[dict[str, Any]], key: str
+    ) -> Tensor:
+        quality = rng.uniform(x.shape[0]) * (bounds[1] - bounds[0]) + bounds[0]
+        for i, p in enumerate(params):
+            p[key] = round(float(quality[i]), 2)
+        return ops.jpeg(x.clamp(0, 1), quality.to(x.device))
+
+    def to_config(self) -> dict[str, Any]:
+        """The options as a plain dict (for logs and hyper-parameters)."""
+        return {"scale": self.scale, "usm_target": self.usm_target, **asdict(self.options)}
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _gen_device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+class _Draw:
+    """Random numbers from one generator, drawn on its device and moved where they are used."""
+
+    def __init__(self, generator: torch.Generator | None, device: torch.device) -> None:
+        self.generator = generator
+        self.gen_device = generator.device if generator is not None else device
+        self.device = device
+        # a CPU generator for the few host-side choices (multinomial), seeded from the main one
+        seed = int(torch.randint(0, 2**62, (), generator=generator, device=self.gen_device))
+        self.cpu = torch.Generator().manual_seed(seed)
+
+    def uniform(self, n: int) -> Tensor:
+        """``n`` uniforms in [0, 1) on the CPU (they decide shapes and go into the params)."""
+        return torch.rand(n, generator=self.generator, device=self.gen_device).cpu().double()
+
+    def randint(self, high: int, n: int) -> Tensor:
+        return torch.randint(high, (n,), generator=self.generator, device=self.gen_device).cpu()
+
+    def normal(self, shape: tuple[int, ...]) -> Tensor:
+        return torch.randn(*shape, generator=self.generator, device=self.gen_device).to(self.device)
+
+    def poisson(self, rate: Tensor) -> Tensor:
+        return torch.poisson(rate.to(self.gen_device), generator=self.generator).to(self.device)
+
+
+def _resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _poisson_noise(x: Tensor, gray: Tensor, rng: _Draw) -> Tensor:
+    """Zero-mean shot noise (before scaling): ``Poisson(x·L)/L − x`` with L the image's grey-level count.
+
+    L is the number of distinct 8-bit values in the sample rounded up to a power of two, so a
+    richly toned photo gets ~256 photon levels and a posterised one fewer (stronger relative noise).
+    Grey noise is computed once on the luma and added to all channels.
+    """
+    b = x.shape[0]
+    q = (x.clamp(0, 1) * 255).round()
+    hist = torch.zeros(b, 256, device=x.device).scatter_(1, q.view(b, -1).long(), 1.0)
+    levels = torch.exp2(torch.ceil(torch.log2(hist.sum(1).clamp_min(2)))).view(b, 1, 1, 1)
+    img = q / 255
+    luma = sum(c * img[:, i : i + 1] for i, c in enumerate(_LUMA)).clamp(0, 1)
+    gray_img = torch.where(gray, luma.expand_as(img), img)
+    noise = rng.poisson(gray_img * levels) / levels - gray_img
+    return torch.where(gray, noise[:, :1].expand_as(noise), noise)

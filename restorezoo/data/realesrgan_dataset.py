@@ -1,0 +1,180 @@
+"""Clean photos for the Real-ESRGAN degradation, which runs on the accelerator (SPIRE's blind half).
+
+The dataset does only the cheap, per-sample part on the CPU: load, crop, flip and draw the blur
+kernels. The DataModule's ``gpu_degradation`` hook degrades the batch where it lives (BasicSR's
+split), so each sample's ``lq`` is just the cropped HQ as a placeholder until then.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from restorezoo.data.datasets import SAMPLE_PHOTOS, Item, RestorationDataset, _require_dir, _sample_photo
+from restorezoo.data.degrade.realesrgan import RealESRGAN, RealESRGANOptions
+from restorezoo.data.io import list_images, load_image
+from restorezoo.errors import DataError
+from restorezoo.metrics.protocol import MetricProtocol
+
+__all__ = ["RealESRGANSynthetic", "SpireMix"]
+
+
+class RealESRGANSynthetic(RestorationDataset):
+    """HQ images with per-sample Real-ESRGAN kernels; the DataModule degrades them on the device.
+
+    Args:
+        hq_dir: folder of clean images; None uses scikit-image's bundled photos of ``split``.
+        split: "train", "val" or "test" (only with ``hq_dir=None``).
+        options: pipeline parameters (default: the paper's).
+        scale: LQ is ``1/scale`` the HQ's size; 1 (restoration) keeps the size. With scale > 1 a
+            batch must hold only this dataset's samples (the LQ rows then change size).
+        usm_target: sharpen the HQ target on the device, as Real-ESRGAN trains.
+        max_side: evaluation images are centre-cropped to at most this many pixels per side.
+
+    Samples carry ``degrade_kernels`` (the dict of :meth:`RealESRGAN.sample_kernels` plus a
+    ``seed``) and ``gpu_degrade`` (True). In evaluation both are seeded per index, so a validation
+    image is degraded the same way every epoch.
+    """
+
+    def __init__(
+        self,
+        hq_dir: str | None = None,
+        split: str = "train",
+        options: RealESRGANOptions | None = None,
+        scale: int = 1,
+        usm_target: bool = False,
+        max_side: int | None = 256,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        prompt: str | None = None,
+        caption: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        default_name = f"realesrgan_{Path(hq_dir).name if hq_dir else split}"
+        super().__init__(benchmark or default_name, protocol, prompt, caption, repeat, seed)
+        self.gpu_pipeline = RealESRGAN(options, scale=scale, usm_target=usm_target)
+        self.max_side = max_side
+        if hq_dir is not None:
+            self.files: list[Path] = list_images(_require_dir(hq_dir, "HQ"))
+            self.names: tuple[str, ...] = tuple(p.stem for p in self.files)
+        else:
+            if split not in SAMPLE_PHOTOS:
+                raise DataError(
+                    f"RealESRGANSynthetic split must be one of {sorted(SAMPLE_PHOTOS)}, got '{split}'"
+                )
+            self.files = []
+            self.names = SAMPLE_PHOTOS[split]
+
+    @cached_property
+    def _photos(self) -> list[Tensor]:
+        return [_sample_photo(name) for name in self.names]
+
+    def num_items(self) -> int:
+        return len(self.names)
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        hq = load_image(self.files[index]) if self.files else self._photos[index]
+        if not self.training and self.max_side is not None:
+            height, width = hq.shape[-2:]
+            top, left = max((height - self.max_side) // 2, 0), max((width - self.max_side) // 2, 0)
+            hq = hq[:, top : top + self.max_side, left : left + self.max_side]
+        # the LQ placeholder is the HQ itself, so the base class crops both identically
+        return Item(hq=hq, lq=hq, task=RealESRGAN.task, prompt=RealESRGAN.prompt, name=self.names[index])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = super().__getitem__(index)
+        generator = self._generator(index)
+        if not self.training:  # a stream apart from the base's crops, still fixed per index
+            generator.manual_seed(self.seed * 1_000_003 + index + 0x5EED)
+        kernels = self.gpu_pipeline.sample_kernels(generator)
+        kernels["seed"] = torch.randint(0, 2**62, (), generator=generator)
+        sample["degrade_kernels"] = kernels
+        sample["gpu_degrade"] = torch.tensor(True)
+        return sample
+
+
+class SpireMix(RestorationDataset):
+    """SPIRE's training recipe over any clean-image source: 50 % Real-ESRGAN, 50 % parameterized.
+
+    Each sample either gets the parameterized pipeline on the CPU (blur σ → downsample → noise σ →
+    JPEG, each stage skipped with p 0.5) with the restoration prompt of the stages applied ("Deblur
+    with sigma 3.0; Denoise with sigma 25.0;" or type only), or is flagged for the Real-ESRGAN
+    pipeline on the accelerator with the blind prompt "Remove all degradation" (SPIRE, Sec. 3.3).
+    Captions come from the source (e.g. ``CaptionedFolder`` with ``caption_dropout: 0.1``).
+
+    Args:
+        source: a dataset of clean images (its own degradation is ignored): ``CaptionedFolder``,
+            ``Synthetic``, ``Sample``, ``Manifest``, ...
+        p_realesrgan: probability of the Real-ESRGAN branch.
+        parameterized: spec of the CPU branch (default ``{"name": "parameterized"}``).
+        options: Real-ESRGAN parameters (default: the paper's).
+    """
+
+    def __init__(
+        self,
+        source: RestorationDataset,
+        p_realesrgan: float = 0.5,
+        parameterized: Any = None,
+        options: RealESRGANOptions | None = None,
+        benchmark: str = "",
+        protocol: MetricProtocol | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            benchmark or f"spire_{source.benchmark}", protocol or source.protocol, None, None, repeat, seed
+        )
+        if not 0.0 <= p_realesrgan <= 1.0:
+            raise DataError(f"p_realesrgan must be in [0, 1], got {p_realesrgan}")
+        from restorezoo.data.degrade import build_degradation
+
+        self.source = source
+        self.p_realesrgan = float(p_realesrgan)
+        self.cpu_pipeline = build_degradation(parameterized or {"name": "parameterized"})
+        self.gpu_pipeline = RealESRGAN(options)
+
+    def configure(self, training: bool, patch_size: int | None = None, flip: bool = True) -> SpireMix:
+        self.source.configure(training, patch_size, flip)
+        return super().configure(training, patch_size, flip)
+
+    def num_items(self) -> int:
+        return self.source.num_items()
+
+    def item(self, index: int, generator: torch.Generator) -> Item:
+        clean = self.source.item(index, generator)
+        # The branch is drawn from the base class's per-sample generator (fixed per index in evaluation).
+        if bool(torch.rand((), generator=generator) < self.p_realesrgan):  # degraded later, on the device
+            return Item(
+                hq=clean.hq,
+                lq=clean.hq,
+                task=RealESRGAN.task,
+                caption=clean.caption,
+                name=clean.name,
+                params={"pipeline": "realesrgan"},
+            )
+        return Item(
+            hq=clean.hq,
+            caption=clean.caption,
+            name=clean.name,
+            degradation=self.cpu_pipeline,
+            params={"pipeline": "parameterized"},
+        )
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = super().__getitem__(index)
+        use_gpu = sample["params"]["pipeline"] == "realesrgan"
+        sample["prompt"] = self.gpu_pipeline.prompt if use_gpu else str(sample["params"].get("prompt", ""))
+        generator = self._generator(index)
+        if not self.training:  # a stream apart from the base's, still fixed per index
+            generator.manual_seed(self.seed * 1_000_003 + index + 0x5EED)
+        # Every sample carries kernels so batches stack; only flagged rows are degraded on the device.
+        kernels = self.gpu_pipeline.sample_kernels(generator)
+        kernels["seed"] = torch.randint(0, 2**62, (), generator=generator)
+        sample["degrade_kernels"] = kernels
+        sample["gpu_degrade"] = torch.tensor(use_gpu)
+        return sample

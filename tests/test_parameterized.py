@@ -1,0 +1,192 @@
+"""SPIRE's parameterized pipeline: stage sampling, what each stage does, and prompts that round-trip."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from restorezoo.data.degrade import (
+    DEGRADATIONS,
+    STAGES,
+    Parameterized,
+    build_degradation,
+    parse_restoration_prompt,
+    restoration_prompt,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _texture(seed: int = 0, size: int = 64) -> torch.Tensor:
+    """A smooth colour image with some fine detail: gradients plus mildly blurred noise."""
+    g = _gen(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    base = torch.stack([0.5 + 0.3 * torch.sin(6 * xx + k) * torch.cos(5 * yy - k) for k in range(3)])
+    detail = F.avg_pool2d(torch.rand(1, 3, size, size, generator=g), 3, 1, 1)[0] - 0.5
+    return (base + 0.3 * detail).clamp(0, 1).unsqueeze(0)
+
+
+def _high_freq(x: torch.Tensor) -> float:
+    """Mean squared Laplacian: the energy a blur removes."""
+    lap = (
+        torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    )
+    return float(F.conv2d(x, lap, groups=3).pow(2).mean())
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 10 * math.log10(1 / float((a - b).pow(2).mean()))
+
+
+def _apply_one(stage: dict, image: torch.Tensor) -> torch.Tensor:
+    params = [{"task": "parameterized", "stages": [stage], "with_values": True, "prompt": ""}]
+    return Parameterized().apply(image, params)
+
+
+def test_registered_and_built_by_name() -> None:
+    assert DEGRADATIONS["parameterized"] is Parameterized
+    assert isinstance(build_degradation("parameterized"), Parameterized)
+    assert isinstance(build_degradation("spire"), Parameterized)
+
+
+def test_each_stage_is_skipped_about_half_the_time_and_order_is_fixed() -> None:
+    params = Parameterized(allow_clean=True).sample_params(4000, _gen(0))
+    for stage in STAGES:
+        rate = sum(any(s["stage"] == stage for s in p["stages"]) for p in params) / len(params)
+        assert abs(rate - 0.5) < 0.04, (stage, rate)
+    empty = sum(not p["stages"] for p in params) / len(params)
+    assert abs(empty - 1 / 16) < 0.02
+    assert all(p["prompt"] == "" for p in params if not p["stages"])
+    for p in params:
+        names = [s["stage"] for s in p["stages"]]
+        assert names == [s for s in STAGES if s in names]
+
+
+def test_default_keeps_at_least_one_stage() -> None:
+    params = Parameterized().sample_params(2000, _gen(1))
+    assert all(p["stages"] for p in params)
+    rate = sum(len(p["stages"]) for p in params) / (4 * len(params))
+    assert abs(rate - (0.5 + 1 / 64)) < 0.03  # the forced stage adds 1/16 · 1/4 per stage
+
+
+def test_skip_and_values_probabilities_are_configurable() -> None:
+    everything = Parameterized(skip_prob=0.0, values_prob=1.0).sample_params(50, _gen(2))
+    assert all([s["stage"] for s in p["stages"]] == list(STAGES) for p in everything)
+    assert all(p["with_values"] for p in everything)
+    mixed = Parameterized().sample_params(2000, _gen(3))
+    rate = sum(p["with_values"] for p in mixed) / len(mixed)
+    assert abs(rate - 0.5) < 0.04
+    with pytest.raises(ValueError, match="skip_prob"):
+        Parameterized(skip_prob=1.5)
+
+
+def test_sampled_values_lie_in_the_ranges_at_printed_precision() -> None:
+    deg = Parameterized(skip_prob=0.0)
+    for p in deg.sample_params(300, _gen(4)):
+        blur, down, noise, jpeg = p["stages"]
+        assert 0.5 <= blur["sigma"] <= 4.0 and blur["sigma"] == round(blur["sigma"], 1)
+        assert 1.5 <= down["scale"] <= 4.0 and down["scale"] == round(down["scale"], 1)
+        assert 5 <= noise["sigma"] <= 50 and isinstance(noise["seed"], int)
+        assert 20 <= jpeg["quality"] <= 90 and isinstance(jpeg["quality"], int)
+
+
+def test_blur_stage_removes_high_frequencies() -> None:
+    image = _texture()
+    out = _apply_one({"stage": "blur", "sigma": 2.0}, image)
+    assert _high_freq(out) < 0.2 * _high_freq(image)
+
+
+def test_downsample_stage_keeps_the_size_and_loses_detail() -> None:
+    image = _texture()
+    out = _apply_one({"stage": "downsample", "scale": 3.0}, image)
+    assert out.shape == image.shape
+    assert _high_freq(out) < 0.5 * _high_freq(image)
+
+
+def test_noise_stage_std_matches_sigma_on_a_flat_image() -> None:
+    flat = torch.full((1, 3, 128, 128), 0.5)
+    out = _apply_one({"stage": "noise", "sigma": 25.0, "seed": 7}, flat)
+    assert abs(float((out - flat).std()) - 25 / 255) < 0.05 * 25 / 255
+    assert abs(float((out - flat).mean())) < 2e-3
+
+
+def test_jpeg_stage_psnr_is_in_a_sensible_band() -> None:
+    image = _texture()
+    low = _psnr(_apply_one({"stage": "jpeg", "quality": 20}, image), image)
+    high = _psnr(_apply_one({"stage": "jpeg", "quality": 90}, image), image)
+    assert 22 < low < high < 50
+
+
+def test_prompt_format_type_only_and_with_values() -> None:
+    stages = [
+        {"stage": "blur", "sigma": 3.0},
+        {"stage": "downsample", "scale": 2.0},
+        {"stage": "noise", "sigma": 25.0, "seed": 1},
+        {"stage": "jpeg", "quality": 40},
+    ]
+    assert restoration_prompt(stages, with_values=False) == "Deblur, Upsample, Denoise, Dejpeg"
+    assert (
+        restoration_prompt(stages, with_values=True)
+        == "Deblur with sigma 3.0; Upsample with scale 2.0; Denoise with sigma 25.0; Dejpeg with quality 40;"
+    )
+    assert (
+        restoration_prompt([{"stage": "noise", "sigma": 12.34}], with_values=True)
+        == "Denoise with sigma 12.3;"
+    )
+    assert restoration_prompt([], with_values=True) == ""
+    one = {"task": "parameterized", "stages": stages[1:2], "with_values": False}
+    assert restoration_prompt(one) == "Upsample"
+    assert restoration_prompt(one, with_values=True) == "Upsample with scale 2.0;"
+
+
+def test_sampled_prompt_follows_the_recorded_choice() -> None:
+    for p in Parameterized().sample_params(200, _gen(5)):
+        assert p["prompt"] == restoration_prompt(p["stages"], with_values=p["with_values"])
+        assert (" with " in p["prompt"]) == p["with_values"]
+
+
+def test_params_round_trip_through_the_prompt() -> None:
+    for p in Parameterized().sample_params(500, _gen(6)):
+        parsed = parse_restoration_prompt(restoration_prompt(p, with_values=True))
+        expected = [{k: v for k, v in s.items() if k != "seed"} for s in p["stages"]]
+        assert parsed == expected
+        types = parse_restoration_prompt(restoration_prompt(p, with_values=False))
+        assert types == [{"stage": s["stage"]} for s in p["stages"]]
+
+
+def test_parser_is_lenient_about_case_and_strict_about_words() -> None:
+    assert parse_restoration_prompt(" deblur WITH sigma 1.5 ;denoise") == [
+        {"stage": "blur", "sigma": 1.5},
+        {"stage": "noise"},
+    ]
+    assert parse_restoration_prompt("") == []
+    with pytest.raises(ValueError, match="unknown restoration verb 'Dehaze'"):
+        parse_restoration_prompt("Dehaze with beta 1.0;")
+    with pytest.raises(ValueError, match="takes 'quality'"):
+        parse_restoration_prompt("Dejpeg with sigma 3;")
+
+
+def test_same_seed_same_result_and_params_survive_json() -> None:
+    image = _texture().repeat(4, 1, 1, 1)
+    deg = Parameterized()
+    a, pa = deg(image, _gen(8))
+    b, pb = deg(image, _gen(8))
+    assert pa == pb and torch.equal(a, b)
+    c, pc = deg(image, _gen(9))
+    assert pc != pa and not torch.equal(a, c)
+    reloaded = json.loads(json.dumps(pa))
+    assert torch.equal(deg.apply(image, reloaded), a)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+
+
+def test_a_sample_degrades_the_same_alone_or_in_a_batch() -> None:
+    image = _texture().repeat(3, 1, 1, 1)
+    deg = Parameterized(skip_prob=0.0)
+    out, params = deg(image, _gen(10))
+    assert torch.allclose(deg.apply(image[1:2], params[1:2]), out[1:2], atol=1e-6)
