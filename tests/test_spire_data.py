@@ -47,3 +47,19 @@ def test_evaluation_is_fixed_per_index_and_captions_come_from_the_source(tmp_pat
     a, b = first[1], second[1]
     assert a["prompt"] == b["prompt"] and torch.equal(a["lq"], b["lq"])
     assert a["caption"] == "a pattern number 1"
+
+
+def test_captions_are_dropped_in_training_only(tmp_path):
+    for i in range(2):
+        write_photo(tmp_path / "img" / f"{i}.png", seed=i, size=(32, 32))
+    rows = [{"lq": f"img/{i}.png", "hq": f"img/{i}.png", "caption": "a colourful pattern"} for i in range(2)]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    from restorezoo.data import Manifest
+
+    train = SpireMix(Manifest(str(tmp_path / "m.jsonl")), caption_dropout=0.3, repeat=200)
+    train.configure(training=True, patch_size=16)
+    torch.manual_seed(0)
+    dropped = sum(train[i]["caption"] == "" for i in range(400)) / 400
+    assert 0.2 < dropped < 0.4
+    test = SpireMix(Manifest(str(tmp_path / "m.jsonl")), caption_dropout=0.3).configure(training=False)
+    assert all(test[i]["caption"] == "a colourful pattern" for i in range(2))

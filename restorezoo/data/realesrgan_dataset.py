@@ -105,7 +105,9 @@ class SpireMix(RestorationDataset):
     JPEG, each stage skipped with p 0.5) with the restoration prompt of the stages applied ("Deblur
     with sigma 3.0; Denoise with sigma 25.0;" or type only), or is flagged for the Real-ESRGAN
     pipeline on the accelerator with the blind prompt "Remove all degradation" (SPIRE, Sec. 3.3).
-    Captions come from the source (e.g. ``CaptionedFolder`` with ``caption_dropout: 0.1``).
+    Captions come from the source (a ``CaptionedFolder``'s COCO captions, a ``Manifest``'s caption
+    column) and are dropped to "" with probability ``caption_dropout`` in training (SPIRE: 0.1; leave
+    the source's own dropout at 0 so captions are not dropped twice).
 
     Args:
         source: a dataset of clean images (its own degradation is ignored): ``CaptionedFolder``,
@@ -113,6 +115,7 @@ class SpireMix(RestorationDataset):
         p_realesrgan: probability of the Real-ESRGAN branch.
         parameterized: spec of the CPU branch (default ``{"name": "parameterized"}``).
         options: Real-ESRGAN parameters (default: the paper's).
+        caption_dropout: probability of an empty caption in training (classifier-free guidance).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class SpireMix(RestorationDataset):
         p_realesrgan: float = 0.5,
         parameterized: Any = None,
         options: RealESRGANOptions | None = None,
+        caption_dropout: float = 0.1,
         benchmark: str = "",
         protocol: MetricProtocol | None = None,
         repeat: int = 1,
@@ -135,6 +139,9 @@ class SpireMix(RestorationDataset):
 
         self.source = source
         self.p_realesrgan = float(p_realesrgan)
+        if not 0.0 <= caption_dropout <= 1.0:
+            raise DataError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
+        self.caption_dropout = float(caption_dropout)
         self.cpu_pipeline = build_degradation(parameterized or {"name": "parameterized"})
         self.gpu_pipeline = RealESRGAN(options)
 
@@ -147,6 +154,8 @@ class SpireMix(RestorationDataset):
 
     def item(self, index: int, generator: torch.Generator) -> Item:
         clean = self.source.item(index, generator)
+        if self.training and float(torch.rand((), generator=generator)) < self.caption_dropout:
+            clean.caption = ""
         # The branch is drawn from the base class's per-sample generator (fixed per index in evaluation).
         if bool(torch.rand((), generator=generator) < self.p_realesrgan):  # degraded later, on the device
             return Item(
