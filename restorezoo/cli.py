@@ -17,6 +17,7 @@ from restorezoo.errors import RestoreZooError
 
 
 def _lightning_cli(args: list[str] | None) -> None:
+    import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
     import restorezoo.models  # noqa: F401
@@ -25,7 +26,6 @@ def _lightning_cli(args: list[str] | None) -> None:
     from restorezoo.data import RestorationDataModule, benchmarks, datasets, realesrgan_dataset  # noqa: F401
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
-    from restorezoo.models import RestorationModule
 
     class RestorationCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
@@ -34,7 +34,7 @@ def _lightning_cli(args: list[str] | None) -> None:
             parser.add_lightning_class_args(ImageWriter, "writer")
 
     RestorationCLI(
-        model_class=RestorationModule,
+        model_class=L.LightningModule,  # restorers and conditioners (DA-CLIP) alike
         datamodule_class=RestorationDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

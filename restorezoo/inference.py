@@ -76,6 +76,8 @@ class ImageWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        if not isinstance(prediction, dict) or "pred" not in prediction:
+            return  # not an image (e.g. DA-CLIP predicts degradation words)
         root = self._root(trainer)
         names = batch.get("name") or [f"{batch_idx}_{i}" for i in range(len(prediction["pred"]))]
         benchmarks = batch.get("benchmark") or [""] * len(names)

@@ -1,9 +1,28 @@
-"""The zoo's restorers. Each architecture lives in its own file; this registry maps short names to them."""
+"""The zoo's models. Each architecture lives in its own file; this registry maps short names to them."""
+
+import lightning as L
 
 from restorezoo.models.base import RestorationModule
+from restorezoo.models.daclip import DACLIP, build_daclip
 from restorezoo.models.instructir import InstructIR, InstructIRNet
+from restorezoo.models.irsde import IRSDE
+from restorezoo.models.nafnet_daclip import NAFNetDACLIP
 
-MODELS: dict[str, type[RestorationModule]] = {"instructir": InstructIR}
-"""Short name → LightningModule class (``restorezoo restore --model NAME``)."""
+MODELS: dict[str, type[L.LightningModule]] = {
+    "instructir": InstructIR,
+    "daclip": DACLIP,
+    "irsde": IRSDE,
+    "nafnet_daclip": NAFNetDACLIP,
+}
+"""Short name → LightningModule class. All but ``daclip`` (a conditioner) are restorers."""
 
-__all__ = ["MODELS", "InstructIR", "InstructIRNet", "RestorationModule"]
+__all__ = [
+    "DACLIP",
+    "IRSDE",
+    "MODELS",
+    "InstructIR",
+    "InstructIRNet",
+    "NAFNetDACLIP",
+    "RestorationModule",
+    "build_daclip",
+]

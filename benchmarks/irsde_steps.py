@@ -1,0 +1,58 @@
+"""IR-SDE sampling cost vs quality: seconds per image and PSNR for 100 posterior steps vs fewer (strided).
+
+    python benchmarks/irsde_steps.py --ckpt runs/irsde-quickstart/checkpoints/last.ckpt --steps 100 50 20 10
+
+Without ``--ckpt`` a random tiny model is timed (labelled as such: its PSNR means nothing). Images are the
+embedded sample's noisy test photos; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from restorezoo.data import Sample
+from restorezoo.metrics import psnr
+from restorezoo.models.irsde import IRSDE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", help="an IR-SDE fit checkpoint (default: random tiny model)")
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 50, 20, 10])
+    parser.add_argument("--sampler", default="posterior")
+    parser.add_argument("--images", type=int, default=2)
+    parser.add_argument("--size", type=int, default=64, help="centre crop side of the test photos")
+    args = parser.parse_args(argv)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.ckpt:
+        model, label = IRSDE.from_checkpoint(args.ckpt, map_location=device), args.ckpt
+    else:
+        model = IRSDE(nf=16, ch_mult=(1, 2), use_degra_context=False, use_image_context=False, progress=False)
+        model, label = model.to(device).eval(), "random tiny model (untrained: timing only)"
+    data = Sample("test", tasks=["noise"], max_side=args.size).configure(training=False)
+    samples = [data[i] for i in range(min(args.images, len(data)))]
+    print(f"IR-SDE steps benchmark: {label}, {args.sampler} sampler, {len(samples)} images {args.size}², {device}\n")
+    print("| steps | s / image | PSNR (dB) | PSNR input (dB) |\n|---:|---:|---:|---:|")
+    for steps in args.steps:
+        steps = min(steps, model.sde.T)
+        elapsed, scores, inputs = 0.0, [], []
+        for sample in samples:
+            lq, hq = sample["lq"][None].to(device), sample["hq"][None].to(device)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = model.restore({"lq": lq}, steps=steps, sampler=args.sampler, seed=0, progress=False)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            elapsed += time.perf_counter() - start
+            scores.append(float(psnr(out, hq)))
+            inputs.append(float(psnr(lq, hq)))
+        n = len(samples)
+        print(f"| {steps} | {elapsed / n:.3f} | {sum(scores) / n:.2f} | {sum(inputs) / n:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""DA-CLIP (Luo et al., "Controlling Vision-Language Models for Multi-Task Image Restoration", ICLR 2024).
+
+A frozen CLIP (open_clip ViT-B-32, LAION-2B) plus a trainable *controller*: a copy of the image
+tower with one zero-initialised ``Linear(width, width)`` after each transformer block. The
+controller's block outputs are added to the frozen tower's blocks in reverse order, which steers the
+frozen tower towards a clean-content embedding; the controller's own head gives a degradation
+embedding. Both are trained contrastively against text (the clean caption, the degradation word).
+DA-CLIP is a conditioner for restorers (IR-SDE, NAFNet), not a restorer itself.
+
+Module names reproduce the released ``daclip_ViT-B-32.pt`` state dict exactly
+(shared/specs/daclip_official_keys.json): ``clip.*`` the frozen CLIP, ``visual.*`` the controlled
+tower (the same module as ``clip.visual``), ``visual_control.*`` the controller, ``logit_scale``.
+Built on stock open_clip; the transformer walk is written here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from restorezoo.data.prompts import DACLIP_DEGRADATIONS, to_daclip_word
+from restorezoo.errors import RestoreZooError, WeightsNotFoundError
+from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_state_dict, resolve_weights
+
+NEUTRAL_CAPTION = "a photo"
+"""Content text for samples without a caption. Not the degradation word: that would teach the
+content embedding the degradation, which is what the controller is meant to take out of it."""
+
+MAX_LOGIT_SCALE = math.log(100.0)
+"""CLIP's temperature cap (logits at most ×100)."""
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+# ---------------------------------------------------------------------------------------------- tower walk
+def _embed_patches(tower: nn.Module, pixels: Tensor) -> Tensor:
+    """Patch embedding + class token + positions + ``ln_pre`` of an open_clip ``VisionTransformer`` (B×L×D)."""
+    x = tower.conv1(pixels)
+    x = x.flatten(2).transpose(1, 2)
+    cls = tower.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+    x = torch.cat([cls, x], dim=1) + tower.positional_embedding.to(x.dtype)
+    x = tower.patch_dropout(x)
+    return tower.ln_pre(x)
+
+
+def _pool_project(tower: nn.Module, x: Tensor) -> Tensor:
+    """``ln_post``, token pooling and ``proj`` of a ``VisionTransformer`` on B×L×D tokens (B×embed_dim)."""
+    pool_type = getattr(tower, "pool_type", "tok")
+    after = getattr(tower, "final_ln_after_pool", False)
+    if not after:
+        x = tower.ln_post(x)
+    pooled = x[:, 1:].mean(dim=1) if pool_type == "avg" else x[:, 0]
+    if after:
+        pooled = tower.ln_post(pooled)
+    return pooled @ tower.proj if tower.proj is not None else pooled
+
+
+def _run_blocks(transformer: nn.Module, x: Tensor) -> list[Tensor]:
+    """Every block output of an open_clip ``Transformer`` on B×L×D tokens (handles a seq-first layout)."""
+    batch_first = getattr(transformer, "batch_first", True)
+    outputs = []
+    h = x if batch_first else x.transpose(0, 1)
+    for block in transformer.resblocks:
+        h = block(h, attn_mask=None)
+        outputs.append(h if batch_first else h.transpose(0, 1))
+    return outputs
+
+
+class ControlTransformer(nn.Module):
+    """The controller's trunk: the copied blocks (``transformer``) and one zero linear per block (``zero_modules``).
+
+    The zero linears start at zero weight and bias, so a fresh controller adds nothing to the frozen tower.
+    """
+
+    def __init__(self, transformer: nn.Module, width: int) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.zero_modules = nn.ModuleList(nn.Linear(width, width) for _ in transformer.resblocks)
+        for linear in self.zero_modules:
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(last block output, [zero_i(block_i output) for i in order])."""
+        outputs = _run_blocks(self.transformer, x)
+        return outputs[-1], [zero(h) for zero, h in zip(self.zero_modules, outputs)]
+
+
+def build_controller(visual: nn.Module) -> nn.Module:
+    """A deep copy of the image tower whose ``transformer`` becomes a :class:`ControlTransformer`."""
+    controller = copy.deepcopy(visual)
+    width = controller.conv1.out_channels
+    controller.transformer = ControlTransformer(controller.transformer, width)
+    controller.requires_grad_(True)
+    return controller
+
+
+def controlled_forward(
+    visual: nn.Module, controller: nn.Module | None, pixels: Tensor
+) -> tuple[Tensor, Tensor | None]:
+    """(content features, degradation features) of normalised pixels, unnormalised, B×embed_dim.
+
+    The controller runs first; its zero-linear outputs are added after the frozen blocks in REVERSE
+    order (the release pops them from a list: the last controller output goes to the first block).
+    Without a controller this is the plain frozen CLIP image feature and degradation is None.
+    """
+    hints: list[Tensor] = []
+    degradation = None
+    if controller is not None:
+        last, hints = controller.transformer(_embed_patches(controller, pixels))
+        degradation = _pool_project(controller, last)
+    x = _embed_patches(visual, pixels)
+    trunk = visual.transformer
+    batch_first = getattr(trunk, "batch_first", True)
+    h = x if batch_first else x.transpose(0, 1)
+    for block in trunk.resblocks:
+        h = block(h, attn_mask=None)
+        if hints:
+            hint = hints.pop()
+            h = h + (hint if batch_first else hint.transpose(0, 1))
+    x = h if batch_first else h.transpose(0, 1)
+    return _pool_project(visual, x), degradation
+
+
+# ---------------------------------------------------------------------------------------------- CLIP building
+def _tiny_clip() -> tuple[nn.Module, Any]:
+    """A small random CLIP (64-d, 64² input, 2+2 blocks) and its tokenizer, for tests and CPU quickstarts."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    clip = CLIP(
+        embed_dim=64,
+        vision_cfg=CLIPVisionCfg(image_size=64, layers=2, width=64, patch_size=16, head_width=32),
+        text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2),
+    )
+    return clip, open_clip.tokenizer.SimpleTokenizer(context_length=32)
+
+
+def _find_local_weights(model_name: str, pretrained: str) -> Path | None:
+    """A local file for ``pretrained``: the path itself or a file under ``$RESTOREZOO_WEIGHTS``."""
+    for name in (pretrained, f"{model_name}/{pretrained}", f"{model_name}-{pretrained}"):
+        try:
+            path = resolve_weights(name, what="CLIP weights", download=False)
+        except WeightsNotFoundError:
+            continue
+        if path.is_dir():
+            files = [path / f for f in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")]
+            path = next((f for f in files if f.is_file()), None)
+        if path is not None and path.is_file():
+            return path
+    return None
+
+
+def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k") -> nn.Module:
+    """The open_clip CLIP ``model_name`` with weights ``pretrained`` (a tag, a local file, or None for random).
+
+    Local files and ``$RESTOREZOO_WEIGHTS`` are tried before open_clip's own download; every failure is
+    one :class:`WeightsNotFoundError` line naming the tag and how to provide it.
+    """
+    if pretrained is None:
+        return open_clip.create_model(model_name, pretrained=None)
+    local = _find_local_weights(model_name, pretrained)
+    if local is None:
+        cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+        hint = (
+            f"download it (e.g. open_clip_pytorch_model.bin of {cfg.get('hf_hub') or cfg.get('url')}) and pass its "
+            f"path as `pretrained`, or put it at ${WEIGHTS_ENV}/{pretrained}"
+            if cfg
+            else f"pass a local open_clip checkpoint as `pretrained` or put it at ${WEIGHTS_ENV}/{pretrained}"
+        )
+        if not cfg:
+            raise WeightsNotFoundError(
+                f"CLIP weights '{pretrained}' for {model_name}: not a file and not an open_clip tag "
+                f"(known: {', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'}); {hint}"
+            )
+        try:
+            found = open_clip.pretrained.download_pretrained(cfg)
+        except Exception as error:
+            raise WeightsNotFoundError(
+                f"CLIP weights {model_name}/'{pretrained}' unreachable ({type(error).__name__}); {hint}"
+            ) from None
+        if not found:
+            raise WeightsNotFoundError(f"CLIP weights {model_name}/'{pretrained}' unreachable; {hint}")
+        local = Path(found)
+    clip = open_clip.create_model(model_name, pretrained=None)
+    state = load_state_dict(local)
+    state.pop("position_ids", None)
+    clip.load_state_dict(state, strict=True)
+    return clip
+
+
+# ---------------------------------------------------------------------------------------------- the module
+class DACLIP(L.LightningModule):
+    """DA-CLIP as a Lightning module: frozen CLIP + trainable controller, joint contrastive training.
+
+    Args:
+        model_name: open_clip architecture (paper: ``ViT-B-32``).
+        pretrained: CLIP weights: an open_clip tag (paper: ``laion2b_s34b_b79k``), a local file, or None
+            for random init.
+        tiny: build a small random CLIP instead (64-d, 64² input; tests and CPU quickstarts).
+        lr, weight_decay, warmup_steps: AdamW, linear warm-up then cosine (paper: 2e-5, 0.05, 100).
+        degradation_words: the degradation classes, in class order (paper: the ten DA-CLIP words).
+    """
+
+    def __init__(
+        self,
+        model_name: str = "ViT-B-32",
+        pretrained: str | None = "laion2b_s34b_b79k",
+        tiny: bool = False,
+        lr: float = 2e-5,
+        weight_decay: float = 0.05,
+        warmup_steps: int = 100,
+        degradation_words: Sequence[str] = DACLIP_DEGRADATIONS,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if tiny:
+            clip, tokenizer = _tiny_clip()
+        else:
+            clip = load_clip(model_name, pretrained)
+            tokenizer = open_clip.get_tokenizer(model_name)
+        clip.requires_grad_(False)
+        clip.eval()
+        self.clip = clip
+        self.visual = clip.visual  # the controlled tower: an alias, saved under both names as released
+        self.visual_control = build_controller(clip.visual)
+        self.logit_scale = nn.Parameter(clip.logit_scale.detach().clone())
+        self.tokenizer = tokenizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.degradation_words = [str(w).strip().lower() for w in degradation_words]
+        self.embed_dim = int(clip.text_projection.shape[-1])
+        self.image_size = tuple(clip.visual.image_size)
+        self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        # datamodule task index → degradation class (-1 unknown); set in setup() from the task names
+        self.register_buffer("task_to_class", torch.zeros(0, dtype=torch.long), persistent=False)
+        self._val_counts: Tensor | None = None
+
+    # ------------------------------------------------------------------ frozen parts stay frozen
+    def train(self, mode: bool = True) -> DACLIP:
+        """Switch the controller's mode; the frozen CLIP always stays in eval (no dropout, fixed stats)."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    # ------------------------------------------------------------------ public encoders
+    def preprocess(self, images: Tensor) -> Tensor:
+        """B×3×H×W in [0, 1] → the tower's input size (bicubic), normalised with CLIP's mean/std."""
+        images = images.to(self.pixel_mean.device, self.visual.conv1.weight.dtype)
+        if tuple(images.shape[-2:]) != self.image_size:
+            images = F.interpolate(
+                images, size=self.image_size, mode="bicubic", align_corners=False, antialias=True
+            )
+        images = images.clamp(0, 1)
+        return (images - self.pixel_mean.to(images.dtype)) / self.pixel_std.to(images.dtype)
+
+    def encode_image(
+        self, images: Tensor, control: bool = True, normalize: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """(content embedding, degradation embedding), each B×embed_dim, of images in [0, 1].
+
+        ``control=False`` gives the plain frozen CLIP feature as content and None as degradation.
+        """
+        pixels = self.preprocess(images)
+        content, degradation = controlled_forward(
+            self.visual, self.visual_control if control else None, pixels
+        )
+        if normalize:
+            content = F.normalize(content, dim=-1)
+            degradation = None if degradation is None else F.normalize(degradation, dim=-1)
+        return content, degradation
+
+    def encode_text(self, texts: Sequence[str]) -> Tensor:
+        """L2-normalised frozen CLIP text embeddings (len(texts)×embed_dim)."""
+        tokens = self.tokenizer(list(texts)).to(self.pixel_mean.device)
+        return self.clip.encode_text(tokens, normalize=True)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Same as :meth:`encode_image` (normalised, controlled)."""
+        return self.encode_image(images)
+
+    @torch.no_grad()
+    def word_embeddings(self) -> Tensor:
+        """Text embeddings of the degradation words (classes × embed_dim), for zero-shot classification."""
+        return self.encode_text(self.degradation_words)
+
+    @torch.no_grad()
+    def classify(self, images: Tensor) -> Tensor:
+        """Predicted degradation class per image: the nearest word embedding to the degradation embedding."""
+        _, degradation = self.encode_image(images)
+        assert degradation is not None
+        return (degradation @ self.word_embeddings().T).argmax(-1)
+
+    def predict_degradation(self, images: Tensor) -> list[str]:
+        """The degradation word of each image."""
+        return [self.degradation_words[i] for i in self.classify(images).tolist()]
+
+    # ------------------------------------------------------------------ labels
+    def setup(self, stage: str) -> None:
+        """Map the datamodule's task vocabulary to degradation classes by name (``to_daclip_word``)."""
+        names = getattr(getattr(self.trainer, "datamodule", None), "task_names", None)
+        if names:
+            self.task_to_class = torch.tensor([self._class_of_task(n) for n in names], dtype=torch.long)
+
+    def _class_of_task(self, task: str) -> int:
+        try:
+            word = to_daclip_word(task)
+        except ValueError:
+            word = task.strip().lower()
+        if isinstance(word, list):  # a mixture "a+b": its first part
+            word = word[0]
+        return self.degradation_words.index(word) if word in self.degradation_words else -1
+
+    def degradation_targets(self, batch: dict[str, Any]) -> Tensor:
+        """Degradation class per sample, -1 where unknown: from the task index, else ``params["degradation"]``."""
+        task = batch["task"]
+        lookup = self.task_to_class.to(task.device)
+        known = (task >= 0) & (task < len(lookup))
+        safe = task.clamp(0, max(len(lookup) - 1, 0))
+        targets = (
+            torch.where(known, lookup[safe], torch.full_like(task, -1))
+            if len(lookup)
+            else -torch.ones_like(task)
+        )
+        params = batch.get("params") or []
+        for i, p in enumerate(params):
+            if int(targets[i]) < 0 and isinstance(p, dict) and "degradation" in p:
+                targets[i] = self._class_of_task(str(p["degradation"]))
+        return targets
+
+    # ------------------------------------------------------------------ training: joint contrastive loss
+    def clip_loss(self, image_features: Tensor, text_features: Tensor) -> Tensor:
+        """Symmetric CLIP cross-entropy of matched rows, with the learnable temperature ``logit_scale``.
+
+        Repeated texts in a batch (same word) have identical columns, so their gradients equal those of
+        a soft multi-positive target; only the loss value carries a constant offset.
+        """
+        scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+        logits = scale * image_features @ text_features.T
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+    def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Content emb ↔ clean-caption text + degradation emb ↔ degradation-word text, equal weights."""
+        content, degradation = self.encode_image(batch["lq"])
+        assert degradation is not None
+        captions = [c.strip() or NEUTRAL_CAPTION for c in batch.get("caption") or [""] * content.shape[0]]
+        with torch.no_grad():
+            caption_text = self.encode_text(captions)
+        loss_content = self.clip_loss(content, caption_text.to(content.dtype))
+        targets = self.degradation_targets(batch)
+        valid = targets >= 0
+        if bool(valid.any()):
+            words = self.word_embeddings().to(degradation.dtype)
+            loss_degradation = self.clip_loss(degradation[valid], words[targets[valid]])
+        else:
+            loss_degradation = degradation.sum() * 0.0
+        loss = loss_content + loss_degradation
+        return loss, {"loss_content": loss_content.detach(), "loss_degradation": loss_degradation.detach()}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss, logs = self.training_loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite DA-CLIP loss ({loss.item()}) at step {self.global_step}")
+        size = batch["lq"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for name, value in logs.items():
+            self.log(f"train/{name}", value, batch_size=size)
+        self.log("train/logit_scale", self.logit_scale.detach().exp(), batch_size=size)
+        return loss
+
+    # ------------------------------------------------------------------ evaluation: zero-shot classification
+    def _start_eval(self) -> None:
+        self._val_counts = torch.zeros(2, len(self.degradation_words), device=self.device)  # correct, seen
+
+    def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        predicted = self.classify(batch["lq"])
+        targets = self.degradation_targets(batch).to(predicted.device)
+        valid = targets >= 0
+        if self._val_counts is None:
+            self._start_eval()
+        assert self._val_counts is not None
+        hits = (predicted == targets) & valid
+        self._val_counts[0].index_add_(0, targets[valid], hits[valid].float())
+        self._val_counts[1].index_add_(0, targets[valid], torch.ones_like(targets[valid], dtype=torch.float))
+        # no "pred" image: RestorationMetrics skips the batch (one warning) and the table stays empty
+        return {"degradation": predicted, "target": targets}
+
+    def _finish_eval(self, stage: str) -> None:
+        if self._val_counts is None:
+            return
+        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")
+        correct, seen = counts[0], counts[1]
+        if float(seen.sum()) > 0:
+            self.log(f"{stage}/deg_acc", correct.sum() / seen.sum(), add_dataloader_idx=False)
+            for i, word in enumerate(self.degradation_words):
+                if float(seen[i]) > 0:
+                    self.log(f"{stage}/deg_acc/{word}", correct[i] / seen[i], add_dataloader_idx=False)
+        self._val_counts = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval()
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval()
+
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        return self._eval_step(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_eval("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[str]:
+        """The predicted degradation word of each image."""
+        return self.predict_degradation(batch["lq"])
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over the controller and ``logit_scale``; linear warm-up then cosine to zero, per step."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ released weights
+    @classmethod
+    def from_official(cls, path: str | Path, **kwargs: Any) -> DACLIP:
+        """Load a released ``daclip_ViT-B-32.pt`` (plain, under 'state_dict', 'module.'-prefixed) strictly.
+
+        The CLIP is built without its own pretrained weights: the file holds the whole model.
+        """
+        kwargs.setdefault("pretrained", None)
+        model = cls(**kwargs)
+        state = load_state_dict(resolve_weights(path, what="DA-CLIP weights"))
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> DACLIP:
+        """Rebuild from a ``restorezoo fit`` checkpoint (``weights_only=True``, strict)."""
+        checkpoint = load_checkpoint(path)
+        if "state_dict" not in checkpoint:
+            raise RestoreZooError(
+                f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()"
+            )
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        hparams["pretrained"] = None  # the checkpoint holds the CLIP weights too
+        model = cls(**hparams)
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+        return model.eval()
+
+
+def build_daclip(spec: str | Path | None, **kwargs: Any) -> DACLIP | None:
+    """The frozen DA-CLIP a restorer conditions on: None, ``"tiny"``, a released file, or a fit ``.ckpt``."""
+    if spec is None:
+        return None
+    text = str(spec)
+    if text == "tiny":
+        # A fixed seed makes "tiny" the same network in every process, so a restorer conditioned on
+        # it (the conditioner is not in the restorer's checkpoint) reloads to the same outputs.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = DACLIP(tiny=True, **kwargs)
+    elif text.endswith(".ckpt"):
+        model = DACLIP.from_checkpoint(resolve_weights(text, what="DA-CLIP checkpoint"))
+    else:
+        model = DACLIP.from_official(text, **kwargs)
+    model.requires_grad_(False)
+    return model.eval()
+
+
+__all__ = ["DACLIP", "ControlTransformer", "NEUTRAL_CAPTION", "build_controller", "build_daclip", "load_clip"]

@@ -1,0 +1,714 @@
+"""IR-SDE, the mean-reverting SDE restorer of DA-CLIP's universal image restoration (Luo et al., ICLR 2024).
+
+The degraded image ``lq`` is the mean μ of an Ornstein–Uhlenbeck process
+``dx = θ_t (μ − x) dt + σ_t dw``: run forward, a clean image drifts to "lq plus noise of std σ_max";
+run backward with a learned score, "lq plus noise" drifts back to a clean image. A conditional U-Net
+predicts the noise of a state x_t; the score is ``−noise / σ̄_t``. Training matches the reverse-SDE
+step built from that score to the maximum-likelihood ("optimal") reverse step x*_{t−1}, which has a
+closed form given x_t and the clean image.
+
+DA-CLIP steers the U-Net: its degradation embedding picks a soft mixture of a learned prompt that is
+added to the time embedding, and its content embedding is cross-attended at the deepest level and the
+middle block. Module and parameter names follow the released ``universal-ir.pth`` exactly (see
+shared/specs/irsde_official_unet_keys.json), so the release loads with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from restorezoo.models.base import RestorationModule
+from restorezoo.weights import load_state_dict, resolve_weights
+
+SAMPLERS = ("posterior", "euler")
+"""``posterior``: the release's sampler (x0 estimate → posterior mean and std of the OU bridge);
+``euler``: Euler–Maruyama on the reverse-time SDE."""
+
+NoiseModel = Callable[[Tensor, Tensor], Tensor]
+"""``model(x_t, t) → predicted noise``, t a long tensor of shape B."""
+
+
+# ====================================================================== the SDE
+def cosine_theta_schedule(T: int, s: float = 0.008) -> Tensor:
+    """θ_0..θ_T from the cosine schedule (Nichol & Dhariwal), as IR-SDE uses it: T + 1 values."""
+    n = T + 2
+    x = torch.linspace(0, n, n + 1, dtype=torch.float64)
+    alphas_bar = torch.cos(((x / n) + s) / (1 + s) * math.pi * 0.5) ** 2
+    alphas_bar = alphas_bar / alphas_bar[0]
+    return 1 - alphas_bar[1:-1] / alphas_bar[:-2]
+
+
+class MeanRevertingSDE:
+    """The mean-reverting SDE ``dx = θ_t (μ − x) dt + σ_t dw`` with ``σ_t² = 2 σ_max² θ_t`` (IR-SDE §3).
+
+    Because σ_t²/θ_t is constant, the forward marginal is closed-form:
+    ``x_t ~ N(μ + (x0 − μ) e^{−θ̄_t dt}, σ_max² (1 − e^{−2 θ̄_t dt}))`` with θ̄_t = Σ_{i≤t} θ_i (θ̄_0 = 0)
+    and ``dt = −log(eps) / θ̄_T``, so at t = T only a fraction ``eps`` of x0 − μ is left: x_T ≈ μ + σ_max·z.
+    μ (the LQ image) is an argument of every method, so one SDE object serves any batch.
+
+    Args:
+        T: number of steps (paper: 100).
+        max_sigma: σ_max, the stationary noise std (paper: 50/255).
+        eps: fraction of x0 − μ left at t = T (paper: 0.005).
+        schedule: θ schedule: "cosine" (paper) or "constant".
+    """
+
+    def __init__(self, T: int = 100, max_sigma: float = 50 / 255, eps: float = 0.005, schedule: str = "cosine"):
+        if schedule == "cosine":
+            thetas = cosine_theta_schedule(T)
+        elif schedule == "constant":
+            thetas = torch.ones(T + 1, dtype=torch.float64)
+        else:
+            raise ValueError(f"unknown θ schedule '{schedule}' (cosine, constant)")
+        self.T = T
+        self.max_sigma = max_sigma
+        self.eps = eps
+        theta_bars = torch.cumsum(thetas, 0) - thetas[0]
+        self.dt = -math.log(eps) / float(theta_bars[-1])
+        self.thetas = thetas.float()
+        self.theta_bars = theta_bars.float()
+        self.sigmas = torch.sqrt(2 * max_sigma**2 * thetas).float()
+        self.sigma_bars = (max_sigma * torch.sqrt(1 - torch.exp(-2 * theta_bars * self.dt))).float()
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _at(values: Tensor, t: Tensor | int, like: Tensor) -> Tensor:
+        """values[t] shaped to broadcast over a B×C×H×W ``like``."""
+        index = torch.as_tensor(t, device=values.device).long().reshape(-1)
+        out = values[index].to(device=like.device, dtype=like.dtype)
+        return out.reshape(-1, *([1] * (like.ndim - 1)))
+
+    def _decay(self, t: Tensor | int, s: Tensor | int, like: Tensor) -> Tensor:
+        """e^{−(θ̄_t − θ̄_s) dt}: how much of x_s − μ survives until t."""
+        gap = self._at(self.theta_bars, t, like) - self._at(self.theta_bars, s, like)
+        return torch.exp(-gap * self.dt)
+
+    # ------------------------------------------------------------------ forward process
+    def marginal_mean(self, x0: Tensor, mu: Tensor, t: Tensor | int) -> Tensor:
+        """E[x_t | x0] = μ + (x0 − μ) e^{−θ̄_t dt}."""
+        return mu + (x0 - mu) * self._decay(t, 0, x0)
+
+    def marginal_std(self, t: Tensor | int, like: Tensor) -> Tensor:
+        """σ̄_t = σ_max sqrt(1 − e^{−2 θ̄_t dt})."""
+        return self._at(self.sigma_bars, t, like)
+
+    def forward_state(
+        self, x0: Tensor, mu: Tensor, t: Tensor | int, noise: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Sample x_t from the forward marginal; returns (x_t, the standard-normal noise used)."""
+        if noise is None:
+            noise = torch.randn_like(x0)
+        return self.marginal_mean(x0, mu, t) + self.marginal_std(t, x0) * noise, noise
+
+    def noise_state(self, lq: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The sampler's start x_T = lq + σ_max·z (the stationary law of the SDE)."""
+        return lq + self.max_sigma * _randn(lq, generator)
+
+    # ------------------------------------------------------------------ scores and reverse steps
+    def score_from_noise(self, noise: Tensor, t: Tensor | int) -> Tensor:
+        """∇ log p_t(x_t | x0) = −noise / σ̄_t for x_t = mean + σ̄_t·noise."""
+        return -noise / self.marginal_std(t, noise)
+
+    def x0_from_noise(self, x_t: Tensor, noise: Tensor, mu: Tensor, t: Tensor | int) -> Tensor:
+        """Invert the forward marginal: the clean image implied by x_t and its noise."""
+        return mu + (x_t - mu - self.marginal_std(t, x_t) * noise) / self._decay(t, 0, x_t)
+
+    def reverse_step_mean(
+        self, x_t: Tensor, score: Tensor, mu: Tensor, t: Tensor | int, s: Tensor | int | None = None
+    ) -> Tensor:
+        """Noise-free Euler step of the reverse SDE from t to s (default t − 1).
+
+        ``x_s = x_t − [θ (μ − x_t) − σ² ∇log p] Δ`` with θΔ = (θ̄_t − θ̄_s) dt and σ²Δ = 2σ_max²θΔ;
+        for s = t − 1 this is IR-SDE's ``x_t − (θ_t(μ − x_t) − σ_t² score) dt``.
+        """
+        s = _minus_one(t) if s is None else s
+        gap = (self._at(self.theta_bars, t, x_t) - self._at(self.theta_bars, s, x_t)) * self.dt
+        return x_t - (gap * (mu - x_t) - 2 * self.max_sigma**2 * gap * score)
+
+    def optimal_reverse_step(
+        self, x_t: Tensor, x0: Tensor, mu: Tensor, t: Tensor | int, s: Tensor | int | None = None
+    ) -> Tensor:
+        """x*_s = argmax p(x_s | x_t, x0) (IR-SDE Prop. 3.1; default s = t − 1), the mean of the OU bridge.
+
+        With a = e^{−(θ̄_t−θ̄_s)dt}, c = e^{−θ̄_s dt}, b = a·c:
+        ``x*_s − μ = a(1 − c²)/(1 − b²)·(x_t − μ) + c(1 − a²)/(1 − b²)·(x0 − μ)``.
+        """
+        s = _minus_one(t) if s is None else s
+        a, c = self._decay(t, s, x_t), self._decay(s, 0, x_t)
+        b2 = (a * c) ** 2
+        return mu + a * (1 - c**2) / (1 - b2) * (x_t - mu) + c * (1 - a**2) / (1 - b2) * (x0 - mu)
+
+    def posterior_std(self, t: Tensor | int, like: Tensor, s: Tensor | int | None = None) -> Tensor:
+        """Std of p(x_s | x_t, x0): σ_max sqrt((1 − a²)(1 − c²)/(1 − b²)); zero at s = 0."""
+        s = _minus_one(t) if s is None else s
+        a, c = self._decay(t, s, like), self._decay(s, 0, like)
+        variance = (1 - a**2) * (1 - c**2) / (1 - (a * c) ** 2)
+        return self.max_sigma * variance.clamp(min=0).sqrt()
+
+    # ------------------------------------------------------------------ samplers
+    def timesteps(self, steps: int | None = None) -> list[int]:
+        """Descending times T = t_0 > … > t_n = 0 for ``steps`` reverse steps (strided when steps < T)."""
+        steps = self.T if steps is None else int(steps)
+        if not 1 <= steps <= self.T:
+            raise ValueError(f"steps must be in [1, {self.T}], got {steps}")
+        grid = torch.linspace(self.T, 0, steps + 1, dtype=torch.float64).round().long().tolist()
+        return list(dict.fromkeys(grid))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model: NoiseModel,
+        x_T: Tensor,
+        mu: Tensor,
+        steps: int | None = None,
+        sampler: str = "posterior",
+        generator: torch.Generator | None = None,
+        progress: bool = True,
+    ) -> Tensor:
+        """Run the reverse process from x_T to x_0 with a noise-predicting ``model(x_t, t)``.
+
+        ``posterior`` (the release): estimate x0 from the predicted noise, then draw from the OU-bridge
+        posterior p(x_s | x_t, x0) — exact for any stride, so fewer steps only cost accuracy of the x0
+        estimate. ``euler``: Euler–Maruyama on the reverse SDE with the score −noise/σ̄_t.
+        """
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{sampler}' (one of {', '.join(SAMPLERS)})")
+        times = self.timesteps(steps)
+        x = x_T
+        batch = x.shape[0]
+        pairs = list(zip(times[:-1], times[1:]))
+        for t, s in tqdm(pairs, desc=f"IR-SDE {sampler}", disable=not progress, leave=False):
+            t_batch = torch.full((batch,), t, device=x.device, dtype=torch.long)
+            noise = model(x, t_batch).to(x.dtype)
+            if sampler == "posterior":
+                x0 = self.x0_from_noise(x, noise, mu, t)
+                x = self.optimal_reverse_step(x, x0, mu, t, s) + self.posterior_std(t, x, s) * _randn(x, generator)
+            else:
+                score = self.score_from_noise(noise, t)
+                gap = (float(self.theta_bars[t]) - float(self.theta_bars[s])) * self.dt
+                x = self.reverse_step_mean(x, score, mu, t, s)
+                if s > 0:
+                    x = x + self.max_sigma * math.sqrt(2 * gap) * _randn(x, generator)
+        return x
+
+
+def _minus_one(t: Tensor | int) -> Tensor | int:
+    return t - 1
+
+
+def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+# ====================================================================== the conditional U-Net
+def default_conv(dim_in: int, dim_out: int, kernel_size: int = 3, bias: bool = False) -> nn.Conv2d:
+    """The release's bias-free 'same' convolution."""
+    return nn.Conv2d(dim_in, dim_out, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+class SinusoidalPosEmb(nn.Module):
+    """Transformer-style sinusoidal embedding of the (integer) diffusion time."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, t: Tensor) -> Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(torch.arange(half, device=t.device) * -(math.log(10000) / (half - 1)))
+        angles = t.float()[:, None] * freqs[None]
+        return torch.cat((angles.sin(), angles.cos()), dim=-1)
+
+
+class LayerNorm(nn.Module):
+    """Channel LayerNorm over B×C×H×W with a gain ``g`` only (no bias), as in the release."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.g = nn.Parameter(torch.ones(1, dim, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        eps = 1e-5 if x.dtype == torch.float32 else 1e-3
+        var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)
+        return (x - mean) * (var + eps).rsqrt() * self.g
+
+
+class PreNorm(nn.Module):
+    """``fn(norm(x), ...)``."""
+
+    def __init__(self, dim: int, fn: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+        self.norm = LayerNorm(dim)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.fn(self.norm(x), context)
+
+
+class Residual(nn.Module):
+    """``fn(x, ...) + x``."""
+
+    def __init__(self, fn: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.fn(x, context) + x
+
+
+class Block(nn.Module):
+    """Conv 3×3 → optional time modulation ``x(1 + scale) + shift`` → SiLU."""
+
+    def __init__(self, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        self.proj = default_conv(dim_in, dim_out)
+        self.act = nn.SiLU()
+
+    def forward(self, x: Tensor, scale_shift: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        x = self.proj(x)
+        if scale_shift is not None:
+            scale, shift = scale_shift
+            x = x * (scale + 1) + shift
+        return self.act(x)
+
+
+class ResBlock(nn.Module):
+    """Two conv blocks, the first modulated by the (time + prompt) embedding, plus a 1×1 skip."""
+
+    def __init__(self, dim_in: int, dim_out: int, time_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(time_dim, dim_out * 2))
+        self.block1 = Block(dim_in, dim_out)
+        self.block2 = Block(dim_out, dim_out)
+        self.res_conv = default_conv(dim_in, dim_out, 1) if dim_in != dim_out else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        scale_shift = self.mlp(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.block2(self.block1(x, scale_shift))
+        return h + self.res_conv(x)
+
+
+class LinearAttention(nn.Module):
+    """Linear (channel) attention: softmax over features for q, over positions for k; cost linear in H·W."""
+
+    def __init__(self, dim: int, heads: int = 4, dim_head: int = 32) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = dim_head**-0.5
+        hidden = heads * dim_head
+        self.to_qkv = nn.Conv2d(dim, hidden * 3, 1, bias=False)
+        self.to_out = nn.Sequential(nn.Conv2d(hidden, dim, 1), LayerNorm(dim))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        b, _, h, w = x.shape
+        q, k, v = (part.reshape(b, self.heads, -1, h * w) for part in self.to_qkv(x).chunk(3, dim=1))
+        q = q.softmax(dim=-2) * self.scale
+        k = k.softmax(dim=-1)
+        v = v / (h * w)
+        summary = torch.einsum("bhdn,bhen->bhde", k, v)
+        out = torch.einsum("bhde,bhdn->bhen", summary, q)
+        return self.to_out(out.reshape(b, -1, h, w))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head (cross-)attention on token sequences through ``scaled_dot_product_attention``."""
+
+    def __init__(self, dim: int, context_dim: int | None = None, heads: int = 8, dim_head: int = 64) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim or dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim or dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(0.0))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        context = x if context is None else context
+
+        def split(t: Tensor) -> Tensor:
+            return t.reshape(t.shape[0], t.shape[1], self.heads, -1).transpose(1, 2)
+
+        q, k, v = split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
+class GEGLU(nn.Module):
+    """``a · GELU(gate)`` from one projection to twice the width."""
+
+    def __init__(self, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, gate = self.proj(x).chunk(2, dim=-1)
+        return a * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """GEGLU feed-forward with 4× expansion."""
+
+    def __init__(self, dim: int, mult: int = 4) -> None:
+        super().__init__()
+        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class BasicTransformerBlock(nn.Module):
+    """Self-attention, cross-attention to the DA-CLIP content embedding, feed-forward (pre-LN, residual)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int) -> None:
+        super().__init__()
+        self.attn1 = CrossAttention(dim, None, heads, dim_head)
+        self.ff = FeedForward(dim)
+        self.attn2 = CrossAttention(dim, context_dim, heads, dim_head)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm3 = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        x = self.attn1(self.norm1(x)) + x
+        if context is not None:  # without an image context the cross-attention is skipped
+            x = self.attn2(self.norm2(x), context) + x
+        return self.ff(self.norm3(x)) + x
+
+
+class SpatialTransformer(nn.Module):
+    """Latent-diffusion-style transformer over the H·W tokens of a feature map, conditioned by a context.
+
+    ``proj_out`` starts at zero, so a fresh block is the identity (its input is added back).
+    """
+
+    def __init__(self, channels: int, heads: int, dim_head: int, context_dim: int, depth: int = 1) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.norm = nn.GroupNorm(math.gcd(32, channels), channels, eps=1e-6)
+        self.proj_in = nn.Conv2d(channels, inner, 1)
+        self.transformer_blocks = nn.ModuleList(
+            BasicTransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)
+        )
+        self.proj_out = nn.Conv2d(inner, channels, 1)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        b, _, h, w = x.shape
+        tokens = self.proj_in(self.norm(x))
+        inner = tokens.shape[1]
+        tokens = tokens.flatten(2).transpose(1, 2)
+        for block in self.transformer_blocks:
+            tokens = block(tokens, context)
+        tokens = tokens.transpose(1, 2).reshape(b, inner, h, w)
+        return self.proj_out(tokens) + x
+
+
+class ConditionalUNet(nn.Module):
+    """IR-SDE's noise predictor (state-dict names of the released ``universal-ir.pth``).
+
+    Input ``cat(x_t − lq, lq)``; a U-Net of ResBlocks (two per level, both skip-connected) with linear
+    attention, except that with an image context the deepest level and the middle block use a
+    cross-attention ``SpatialTransformer`` on the DA-CLIP content embedding. The DA-CLIP degradation
+    embedding weights a learned ``prompt`` (softmax over its 4·nf entries), which after ``prompt_mlp`` is
+    added to the time embedding and so modulates every ResBlock. Any input size: reflect-padded to a
+    multiple of 2^len(ch_mult) and cropped back.
+    """
+
+    def __init__(
+        self,
+        in_nc: int = 3,
+        out_nc: int = 3,
+        nf: int = 64,
+        ch_mult: Sequence[int] = (1, 2, 4, 8),
+        context_dim: int = 512,
+        use_degra_context: bool = True,
+        use_image_context: bool = True,
+        head_channels: int = 32,
+    ) -> None:
+        super().__init__()
+        self.depth = len(ch_mult)
+        self.use_degra_context = use_degra_context and context_dim > 0
+        self.use_image_context = use_image_context and context_dim > 0
+        time_dim = nf * 4
+
+        def spatial_transformer(dim: int) -> SpatialTransformer:
+            heads = max(dim // head_channels, 1)
+            return SpatialTransformer(dim, heads, dim // heads, context_dim)
+
+        self.init_conv = default_conv(in_nc * 2, nf, 7)
+        self.time_mlp = nn.Sequential(
+            SinusoidalPosEmb(nf), nn.Linear(nf, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim)
+        )
+        if self.use_degra_context:
+            self.prompt = nn.Parameter(torch.rand(1, time_dim))
+            self.text_mlp = nn.Sequential(nn.Linear(context_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+            self.prompt_mlp = nn.Linear(time_dim, time_dim)
+
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        mults = [1, *ch_mult]
+        for i in range(self.depth):
+            dim_in, dim_out = nf * mults[i], nf * mults[i + 1]
+            deepest = i == self.depth - 1
+            cross = self.use_image_context and deepest
+            attn_down = spatial_transformer(dim_in) if cross else LinearAttention(dim_in)
+            attn_up = spatial_transformer(dim_out) if cross else LinearAttention(dim_out)
+            self.downs.append(
+                nn.ModuleList([
+                    ResBlock(dim_in, dim_in, time_dim),
+                    ResBlock(dim_in, dim_in, time_dim),
+                    Residual(PreNorm(dim_in, attn_down)),
+                    default_conv(dim_in, dim_out) if deepest else nn.Conv2d(dim_in, dim_out, 4, 2, 1),
+                ])
+            )
+            upsample: nn.Module = (
+                default_conv(dim_out, dim_in)
+                if i == 0
+                else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim_out, dim_in, 3, 1, 1))
+            )
+            self.ups.insert(
+                0,
+                nn.ModuleList([
+                    ResBlock(dim_out + dim_in, dim_out, time_dim),
+                    ResBlock(dim_out + dim_in, dim_out, time_dim),
+                    Residual(PreNorm(dim_out, attn_up)),
+                    upsample,
+                ]),
+            )
+        mid_dim = nf * mults[-1]
+        self.mid_block1 = ResBlock(mid_dim, mid_dim, time_dim)
+        mid_attn = spatial_transformer(mid_dim) if self.use_image_context else LinearAttention(mid_dim)
+        self.mid_attn = Residual(PreNorm(mid_dim, mid_attn))
+        self.mid_block2 = ResBlock(mid_dim, mid_dim, time_dim)
+        self.final_res_block = ResBlock(nf * 2, nf, time_dim)
+        self.final_conv = nn.Conv2d(nf, out_nc, 3, 1, 1)
+        self.pad_multiple = 2**self.depth
+
+    def _pad(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % self.pad_multiple, -width % self.pad_multiple
+        if pad_h == 0 and pad_w == 0:
+            return x
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+    def forward(
+        self,
+        x_t: Tensor,
+        lq: Tensor,
+        t: Tensor | int,
+        degradation_context: Tensor | None = None,
+        image_context: Tensor | None = None,
+    ) -> Tensor:
+        """Predict the noise of state ``x_t`` at time ``t`` (B or scalar) given the LQ image and DA-CLIP embeddings."""
+        height, width = x_t.shape[-2:]
+        t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
+        x = self.init_conv(self._pad(torch.cat([x_t - lq, lq], dim=1)))
+        first = x
+        emb = self.time_mlp(t).to(x.dtype)
+        if self.use_degra_context and degradation_context is not None:
+            weights = torch.softmax(self.text_mlp(degradation_context.to(x.dtype)), dim=1)
+            emb = emb + self.prompt_mlp(weights * self.prompt)
+        context = None
+        if self.use_image_context and image_context is not None:
+            context = image_context.to(x.dtype)
+            context = context[:, None] if context.ndim == 2 else context
+
+        skips = []
+        for block1, block2, attn, downsample in self.downs:
+            x = block1(x, emb)
+            skips.append(x)
+            x = attn(block2(x, emb), context)
+            skips.append(x)
+            x = downsample(x)
+        x = self.mid_block2(self.mid_attn(self.mid_block1(x, emb), context), emb)
+        for block1, block2, attn, upsample in self.ups:
+            x = block1(torch.cat([x, skips.pop()], dim=1), emb)
+            x = block2(torch.cat([x, skips.pop()], dim=1), emb)
+            x = upsample(attn(x, context))
+        x = self.final_res_block(torch.cat([x, first], dim=1), emb)
+        return self.final_conv(x)[..., :height, :width]
+
+
+# ====================================================================== the Lightning module
+class IRSDE(RestorationModule):
+    """IR-SDE (+ DA-CLIP conditioning) as a Lightning module: ML-objective training, SDE sampling with EMA weights.
+
+    Args:
+        in_nc, out_nc, nf, ch_mult, context_dim, use_degra_context, use_image_context: ``ConditionalUNet``
+            sizes (release: 3, 3, 64, (1, 2, 4, 8), 512, True, True).
+        T, max_sigma, eps, schedule: ``MeanRevertingSDE`` (paper: 100, 50/255, 0.005, cosine).
+        daclip: frozen DA-CLIP conditioner given to ``build_daclip`` (None: unconditioned; "tiny": a small
+            random one; a path/file name: the released ``daclip_ViT-B-32.pt``). Never in the state dict;
+            when given, ``context_dim`` follows its ``embed_dim``.
+        ema_decay: decay of the EMA copy of the U-Net used for validation/test/restore (None: no EMA).
+        steps, sampler, seed: default sampler settings (``restore(batch, steps=, sampler=, seed=)`` overrides).
+        progress: show a progress bar over the sampling steps.
+        lr, weight_decay, betas, min_lr, warmup_steps: see ``RestorationModule`` (paper: AdamW 2e-4,
+            (0.9, 0.99), cosine to 1e-6).
+    """
+
+    def __init__(
+        self,
+        in_nc: int = 3,
+        out_nc: int = 3,
+        nf: int = 64,
+        ch_mult: Sequence[int] = (1, 2, 4, 8),
+        context_dim: int = 512,
+        use_degra_context: bool = True,
+        use_image_context: bool = True,
+        T: int = 100,
+        max_sigma: float = 50 / 255,
+        eps: float = 0.005,
+        schedule: str = "cosine",
+        daclip: str | None = None,
+        ema_decay: float | None = 0.999,
+        steps: int = 100,
+        sampler: str = "posterior",
+        seed: int | None = None,
+        progress: bool = True,
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.99),
+        min_lr: float = 1e-6,
+        warmup_steps: int = 0,
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps)
+        self.save_hyperparameters()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{sampler}' (one of {', '.join(SAMPLERS)})")
+        self.sde = MeanRevertingSDE(T, max_sigma, eps, schedule)
+        self.steps, self.sampler, self.seed, self.progress = steps, sampler, seed, progress
+        self.ema_decay = ema_decay
+        # Frozen and kept out of the state dict: a list hides it from nn.Module registration.
+        self._daclip: list[Any] = [None]
+        if daclip is not None:
+            from restorezoo.models.daclip import build_daclip
+
+            self.set_daclip(build_daclip(daclip))
+        if self.daclip is not None:  # the embeddings' width decides the context width
+            context_dim = int(getattr(self.daclip, "embed_dim", context_dim))
+        self.unet = ConditionalUNet(
+            in_nc, out_nc, nf, ch_mult, context_dim, use_degra_context, use_image_context
+        )
+        self.unet_ema = copy.deepcopy(self.unet).requires_grad_(False) if ema_decay is not None else None
+
+    # ------------------------------------------------------------------ DA-CLIP
+    @property
+    def daclip(self) -> Any:
+        """The frozen DA-CLIP (``encode_image(images, control=True) → (content, degradation)``), or None."""
+        return self._daclip[0]
+
+    def set_daclip(self, encoder: Any) -> None:
+        """Attach a frozen DA-CLIP (anything with ``encode_image``) without registering it as a submodule."""
+        if isinstance(encoder, nn.Module):
+            encoder.eval().requires_grad_(False)
+        self._daclip[0] = encoder
+
+    def conditioning(self, lq: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """(degradation, content) DA-CLIP embeddings of the LQ images, or (None, None) without DA-CLIP."""
+        if self.daclip is None:
+            return None, None
+        if isinstance(self.daclip, nn.Module):
+            self.daclip.to(lq.device)
+        with torch.no_grad():
+            content, degradation = self.daclip.encode_image(lq.float(), control=True)
+        return degradation, content
+
+    # ------------------------------------------------------------------ EMA
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """EMA of the U-Net weights: ``ema ← decay·ema + (1 − decay)·live`` (buffers copied)."""
+        if self.unet_ema is None or self.ema_decay is None:
+            return
+        for ema, live in zip(self.unet_ema.parameters(), self.unet.parameters()):
+            ema.lerp_(live.detach().to(ema.dtype), 1 - self.ema_decay)
+        for ema, live in zip(self.unet_ema.buffers(), self.unet.buffers()):
+            ema.copy_(live)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.update_ema()
+
+    @property
+    def sampling_unet(self) -> ConditionalUNet:
+        """The EMA U-Net when there is one, else the live one."""
+        return self.unet_ema if self.unet_ema is not None else self.unet
+
+    # ------------------------------------------------------------------ RestorationModule API
+    def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The paper's ML objective: L1 between the score-based reverse step and the optimal x*_{t−1}."""
+        hq, lq = batch["hq"].float(), batch["lq"].float()
+        degradation, content = self.conditioning(lq)
+        t = torch.randint(1, self.sde.T + 1, (hq.shape[0],), device=hq.device)
+        x_t, _ = self.sde.forward_state(hq, lq, t)
+        noise = self.unet(x_t, lq, t, degradation, content).float()
+        score = self.sde.score_from_noise(noise, t)
+        predicted = self.sde.reverse_step_mean(x_t, score, lq, t)
+        optimum = self.sde.optimal_reverse_step(x_t, hq, lq, t)
+        loss = F.l1_loss(predicted, optimum)
+        return loss, {"l1": loss.detach()}
+
+    def restore(
+        self,
+        batch: dict[str, Any],
+        steps: int | None = None,
+        sampler: str | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """Sample x_0 from ``noise_state(lq)`` with the EMA U-Net; returns B×3×H×W in [0, 1]."""
+        if sampling:
+            raise TypeError(f"IR-SDE sampling takes steps, sampler, seed, progress; got {sorted(sampling)}")
+        lq = batch["lq"].float()
+        seed = self.seed if seed is None else seed
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=lq.device).manual_seed(int(seed))
+        degradation, content = self.conditioning(lq)
+        unet = self.sampling_unet
+
+        def model(x_t: Tensor, t: Tensor) -> Tensor:
+            return unet(x_t, lq, t, degradation, content).float()
+
+        x_T = self.sde.noise_state(lq, generator)
+        out = self.sde.sample(
+            model,
+            x_T,
+            lq,
+            steps=self.steps if steps is None else steps,
+            sampler=self.sampler if sampler is None else sampler,
+            generator=generator,
+            progress=self.progress if progress is None else progress,
+        )
+        return out.clamp(0, 1)
+
+    # ------------------------------------------------------------------ released weights
+    @classmethod
+    def from_official(
+        cls, unet_path: str | Path, daclip_path: str | Path | None = None, **kwargs: Any
+    ) -> IRSDE:
+        """Load the released ``universal-ir.pth`` U-Net strictly (into the live and the EMA copy).
+
+        The file may be a plain state dict or wrapped under 'params' / 'state_dict'; paths may be local
+        or under ``$RESTOREZOO_WEIGHTS``. ``daclip_path`` is the released ``daclip_ViT-B-32.pt``.
+        """
+        model = cls(daclip=None if daclip_path is None else str(daclip_path), **kwargs)
+        state = load_state_dict(resolve_weights(unet_path, what="IR-SDE U-Net weights"))
+        model.unet.load_state_dict(state, strict=True)
+        if model.unet_ema is not None:
+            model.unet_ema.load_state_dict(state, strict=True)
+        return model.eval()
+
+
+__all__ = ["IRSDE", "SAMPLERS", "ConditionalUNet", "MeanRevertingSDE", "cosine_theta_schedule"]

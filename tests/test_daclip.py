@@ -1,0 +1,178 @@
+"""DA-CLIP: released key layout, zero-init controller, reverse-order injection, loading, and learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from restorezoo.data import Sample
+from restorezoo.data.datamodule import collate_with_tasks
+from restorezoo.data.prompts import DACLIP_DEGRADATIONS
+from restorezoo.errors import WeightsNotFoundError
+from restorezoo.models.daclip import DACLIP, build_daclip
+from tests.conftest import REPO
+
+MANIFEST = Path("/work/shared/specs/daclip_official_keys.json")
+QUICKSTART = REPO / "configs" / "daclip" / "daclip_quickstart.yaml"
+TASKS = ["noise", "lowlight", "haze", "motion_blur"]
+TASK_NAMES = ["noise", "lowlight", "haze", "blur"]
+
+
+@pytest.fixture()
+def tiny() -> DACLIP:
+    torch.manual_seed(0)
+    return DACLIP(tiny=True)
+
+
+def _batch(samples: list[dict], model: DACLIP) -> dict:
+    """Collate with the task names of ``TASK_NAMES`` and point the model's label map at them."""
+    model.task_to_class = torch.tensor([model._class_of_task(t) for t in TASK_NAMES])
+    return collate_with_tasks(samples, TASK_NAMES)
+
+
+def _split(split: str, model: DACLIP) -> dict:
+    data = Sample(split, tasks=TASKS, max_side=64).configure(training=False)
+    return _batch([data[i] for i in range(len(data))], model)
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason="key manifest not available")
+def test_state_dict_matches_the_released_daclip_keys_and_shapes():
+    expected = json.loads(MANIFEST.read_text())
+    model = DACLIP(pretrained=None)
+    got = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert got == expected
+    assert model.visual is model.clip.visual
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"visual_control", "logit_scale"}
+
+
+def test_zero_init_controller_leaves_the_frozen_clip_features_unchanged(tiny):
+    images = torch.rand(3, 3, 80, 72)
+    controlled, degradation = tiny.encode_image(images)
+    plain, none = tiny.encode_image(images, control=False)
+    assert none is None and degradation is not None
+    assert controlled.shape == degradation.shape == (3, tiny.embed_dim)
+    torch.testing.assert_close(controlled, plain)
+    reference = torch.nn.functional.normalize(tiny.clip.encode_image(tiny.preprocess(images)), dim=-1)
+    torch.testing.assert_close(plain, reference)
+    torch.testing.assert_close(controlled.norm(dim=-1), torch.ones(3))
+
+
+def test_the_last_controller_output_is_injected_after_the_first_frozen_block(tiny):
+    images = torch.rand(2, 3, 64, 64)
+    seen: list[torch.Tensor] = []
+    # block 1's input is block 0's output plus its injection: watch it
+    hook = tiny.visual.transformer.resblocks[1].register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].clone())
+    )
+    zeros = tiny.visual_control.transformer.zero_modules
+    with torch.no_grad():
+        tiny.encode_image(images)
+        torch.nn.init.normal_(zeros[-1].bias)  # perturb the LAST zero linear only
+        tiny.encode_image(images)
+        zeros[-1].bias.zero_()
+        torch.nn.init.normal_(zeros[0].bias)  # the FIRST zero linear acts after the last frozen block
+        content, _ = tiny.encode_image(images)
+    hook.remove()
+    plain, _ = tiny.encode_image(images, control=False)
+    assert not torch.allclose(seen[0], seen[1]), "last controller output reaches the first frozen block"
+    torch.testing.assert_close(seen[0], seen[2])
+    assert not torch.allclose(content, plain)
+
+
+def test_released_style_checkpoint_round_trips_strictly(tiny, tmp_path):
+    with torch.no_grad():
+        for linear in tiny.visual_control.transformer.zero_modules:
+            torch.nn.init.normal_(linear.weight, std=0.02)
+    state = {f"module.{k}": v for k, v in tiny.state_dict().items()}
+    path = tmp_path / "daclip_tiny.pt"
+    torch.save({"epoch": 3, "state_dict": state}, path)
+    loaded = DACLIP.from_official(path, tiny=True)
+    images = torch.rand(2, 3, 64, 64)
+    for a, b in zip(loaded.encode_image(images), tiny.encode_image(images)):
+        torch.testing.assert_close(a, b)
+    frozen = build_daclip(str(path), tiny=True)
+    assert frozen is not None and not frozen.training
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert build_daclip(None) is None
+    torch.save({"module.logit_scale": torch.zeros(())}, tmp_path / "partial.pt")
+    with pytest.raises(RuntimeError, match="Missing key"):
+        DACLIP.from_official(tmp_path / "partial.pt", tiny=True)
+
+
+def test_missing_pretrained_clip_weights_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESTOREZOO_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError) as info:
+        DACLIP(pretrained=str(tmp_path / "missing_laion.bin"))
+    message = str(info.value)
+    assert "\n" not in message and "missing_laion.bin" in message and "RESTOREZOO_WEIGHTS" in message
+
+
+def test_contrastive_loss_falls_on_a_fixed_batch(tiny):
+    torch.manual_seed(0)
+    batch = _split("train", tiny)
+    batch["lq"] = batch["lq"][..., :64, :64]
+    batch["caption"] = [f"photo number {i}" for i in range(len(batch["caption"]))]
+    optimizer = torch.optim.AdamW([p for p in tiny.parameters() if p.requires_grad], lr=2e-3)
+    tiny.train()
+    losses = []
+    for _ in range(30):
+        loss, logs = tiny.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert set(logs) == {"loss_content", "loss_degradation"}
+    assert not tiny.clip.training and tiny.visual_control.training
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_a_short_fit_classifies_held_out_degradations_above_chance():
+    L.seed_everything(0)
+    model = DACLIP(tiny=True)
+    train = Sample("train", tasks=TASKS).configure(training=True, patch_size=64)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    order = torch.randperm(len(train) * 16) % len(train)
+    for start in range(0, len(order), 16):
+        batch = _batch([train[int(i)] for i in order[start : start + 16]], model)
+        loss, _ = model.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    held_out = _split("test", model)
+    accuracy = (model.classify(held_out["lq"]) == model.degradation_targets(held_out)).float().mean().item()
+    assert accuracy > 1 / len(TASKS), accuracy
+    words = model.predict_degradation(held_out["lq"])
+    assert all(w in DACLIP_DEGRADATIONS for w in words)
+
+
+def test_quickstart_config_fits_and_tests_through_the_cli(tmp_path, monkeypatch):
+    from restorezoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    main(
+        [
+            "fit",
+            "--config",
+            str(QUICKSTART),
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.check_val_every_n_epoch",
+            "1",
+        ]
+    )
+    ckpt = tmp_path / "runs/daclip-quickstart/checkpoints/last.ckpt"
+    assert ckpt.is_file()
+    main(["test", "--config", str(QUICKSTART), "--ckpt_path", str(ckpt)])
+    logs = sorted((tmp_path / "runs/daclip-quickstart/logs").glob("version_*/metrics.csv"))
+    header = logs[0].read_text().splitlines()[0]
+    assert "train/loss_degradation" in header and "val/deg_acc" in header and "val/deg_acc/noisy" in header
+    assert "test/deg_acc" in logs[-1].read_text()
+    frozen = build_daclip(str(ckpt))
+    assert frozen is not None and frozen.embed_dim == 64 and not frozen.training

@@ -1,0 +1,192 @@
+"""IR-SDE: the released U-Net layout, the mean-reverting SDE's closed forms, samplers, training and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from restorezoo.cli import main
+from restorezoo.models.irsde import IRSDE, ConditionalUNet, MeanRevertingSDE
+from tests.conftest import REPO
+
+MANIFEST = Path("/work/shared/specs/irsde_official_unet_keys.json")
+QUICKSTART = REPO / "configs" / "daclip" / "irsde_quickstart.yaml"
+TINY = dict(nf=8, ch_mult=(1, 2), context_dim=16, T=10, progress=False, ema_decay=0.9)
+
+
+def _pair(seed: int = 0, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    hq = torch.rand(2, 3, size, size, generator=generator)
+    lq = (hq + 0.2 * torch.randn(hq.shape, generator=generator)).clamp(0, 1)
+    return hq, lq
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason="key manifest not available")
+def test_full_size_unet_state_dict_equals_the_released_manifest():
+    expected = json.loads(MANIFEST.read_text())
+    unet = ConditionalUNet(3, 3, 64, (1, 2, 4, 8), 512, True, True)
+    assert {k: list(v.shape) for k, v in unet.state_dict().items()} == expected
+
+
+def test_forward_marginal_has_the_closed_form_mean_and_std():
+    sde = MeanRevertingSDE(T=100)
+    torch.manual_seed(0)
+    x0, mu = torch.full((1, 1, 1, 1), 0.8), torch.full((1, 1, 1, 1), 0.3)
+    t = 30
+    samples = sde.forward_state(x0.expand(200_000, 1, 1, 1), mu, t)[0]
+    decay = torch.exp(-sde.theta_bars[t] * sde.dt)
+    assert samples.mean().item() == pytest.approx(0.3 + 0.5 * decay.item(), abs=2e-3)
+    assert samples.std().item() == pytest.approx(sde.max_sigma * (1 - decay**2).sqrt().item(), rel=1e-2)
+    assert sde.theta_bars[-1] * sde.dt == pytest.approx(-torch.log(torch.tensor(0.005)).item(), rel=1e-5)
+
+
+def test_optimal_reverse_step_is_the_maximum_likelihood_x_t_minus_1():
+    sde = MeanRevertingSDE(T=100)
+    hq, lq = _pair()
+    # t = 1: x_0 is the clean image itself, and the optimal step recovers it exactly from any x_1.
+    x1 = sde.forward_state(hq, lq, 1)[0]
+    torch.testing.assert_close(sde.optimal_reverse_step(x1, hq, lq, 1), hq, atol=1e-5, rtol=0)
+    # Build x_{t-1} from x0 and x_t from x_{t-1} with known noise; x* maximises
+    # log p(x_t | x_{t-1}) + log p(x_{t-1} | x0): the gradient of that sum vanishes at x*.
+    t = 40
+    x_prev = sde.forward_state(hq, lq, t - 1)[0]
+    a = torch.exp(-sde.thetas[t] * sde.dt)
+    x_t = lq + (x_prev - lq) * a + sde.max_sigma * (1 - a**2).sqrt() * torch.randn_like(hq)
+    best = sde.optimal_reverse_step(x_t, hq, lq, t).requires_grad_(True)
+    step_var = sde.max_sigma**2 * (1 - a**2)
+    log_lik = -((x_t - lq - (best - lq) * a) ** 2).sum() / (2 * step_var)
+    log_lik = log_lik - ((best - sde.marginal_mean(hq, lq, t - 1)) ** 2).sum() / (2 * sde.sigma_bars[t - 1] ** 2)
+    (grad,) = torch.autograd.grad(log_lik, best)
+    assert grad.abs().max().item() < 1e-2
+    # Inverting the one-step transition with its true noise gives x_{t-1} back exactly.
+    noise = (x_t - lq - (x_prev - lq) * a) / (sde.max_sigma * (1 - a**2).sqrt())
+    recovered = lq + (x_t - lq - sde.max_sigma * (1 - a**2).sqrt() * noise) / a
+    torch.testing.assert_close(recovered, x_prev, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("steps", [100, 50, 10, 3])
+def test_posterior_sampling_with_a_true_noise_oracle_returns_the_clean_image(steps: int):
+    sde = MeanRevertingSDE(T=100)
+    hq, lq = _pair()
+
+    def oracle(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (x_t - sde.marginal_mean(hq, lq, t)) / sde.marginal_std(t, x_t)
+
+    generator = torch.Generator().manual_seed(0)
+    out = sde.sample(oracle, sde.noise_state(lq, generator), lq, steps=steps, generator=generator, progress=False)
+    assert (out - hq).abs().max().item() < 1e-3
+    euler = sde.sample(oracle, sde.noise_state(lq), lq, steps=steps, sampler="euler", progress=False)
+    assert (euler - hq).abs().mean() < (lq - hq).abs().mean()
+
+
+def test_loss_falls_on_a_fixed_tiny_batch():
+    torch.manual_seed(0)
+    model = IRSDE(**TINY)
+    hq, lq = _pair()
+    batch = {"hq": hq, "lq": lq}
+
+    def loss_at_fixed_draws() -> float:
+        with torch.random.fork_rng():
+            torch.manual_seed(123)
+            losses = [model.training_loss(batch)[0].item() for _ in range(4)]
+        return sum(losses) / len(losses)
+
+    before = loss_at_fixed_draws()
+    optimizer = torch.optim.AdamW(model.unet.parameters(), lr=2e-3)
+    for _ in range(30):
+        loss, _ = model.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.update_ema()
+    assert loss_at_fixed_draws() < 0.95 * before
+    # EMA weights move but lag the live ones, and restore() samples with them.
+    live, ema = model.unet.state_dict(), model.unet_ema.state_dict()
+    assert any(not torch.equal(live[k], ema[k]) for k in live)
+    model.eval()
+    out = model.restore(batch, steps=5, seed=0)
+    assert out.shape == lq.shape and out.min() >= 0 and out.max() <= 1
+    model.unet_ema.load_state_dict(live)
+    assert not torch.allclose(model.restore(batch, steps=5, seed=0), out)
+    model.unet.load_state_dict(ema)  # live = old EMA; EMA = old live: output follows the EMA copy
+    torch.testing.assert_close(model.restore(batch, steps=5, seed=0), model.restore(batch, steps=5, seed=0))
+
+
+def test_restore_is_seedable_and_accepts_sampler_overrides():
+    model = IRSDE(**TINY).eval()
+    _, lq = _pair()
+    batch = {"lq": lq}
+    first = model.restore(batch, steps=4, seed=3)
+    torch.testing.assert_close(model.restore(batch, steps=4, seed=3), first)
+    assert not torch.equal(model.restore(batch, steps=4, seed=4), first)
+    assert model.restore(batch, steps=4, sampler="euler", seed=3).shape == lq.shape
+    odd = torch.rand(1, 3, 13, 19)
+    assert model.restore({"lq": odd}, steps=2, seed=0).shape == odd.shape
+
+
+class StubDACLIP:
+    """Same interface as restorezoo.models.daclip.DACLIP: encode_image → (content, degradation)."""
+
+    embed_dim = 16
+
+    def encode_image(self, images: torch.Tensor, control: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = images.mean(dim=(2, 3))
+        content = torch.nn.functional.normalize(pooled.repeat(1, 6)[:, :16] + 0.1, dim=-1)
+        degradation = torch.nn.functional.normalize(images.std(dim=(2, 3)).repeat(1, 6)[:, :16] + 0.2, dim=-1)
+        return content, degradation
+
+
+def test_da_clip_conditioning_changes_the_output_and_stays_out_of_the_state_dict():
+    torch.manual_seed(0)
+    model = IRSDE(**TINY).eval()
+    for module in (model.unet.mid_attn.fn.fn, model.unet_ema.mid_attn.fn.fn):  # a zero proj_out hides context
+        torch.nn.init.normal_(module.proj_out.weight, std=0.2)
+    _, lq = _pair()
+    plain = model.restore({"lq": lq}, steps=3, seed=0)
+    model.set_daclip(StubDACLIP())
+    degradation, content = model.conditioning(lq)
+    assert degradation.shape == content.shape == (2, 16)
+    conditioned = model.restore({"lq": lq}, steps=3, seed=0)
+    assert (conditioned - plain).abs().mean() > 1e-4
+    assert not any("daclip" in key for key in model.state_dict())
+
+
+def test_released_style_state_dict_round_trips_through_from_official(tmp_path: Path):
+    sizes = dict(nf=8, ch_mult=(1, 2), context_dim=16)
+    source = ConditionalUNet(**sizes)
+    path = tmp_path / "universal-ir.pth"
+    torch.save({"params": source.state_dict()}, path)
+    model = IRSDE.from_official(path, **sizes, T=10, progress=False)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.unet.state_dict()[key], value)
+        assert torch.equal(model.unet_ema.state_dict()[key], value)
+    assert not model.training
+
+
+def test_quickstart_fit_test_restore_through_the_cli(tmp_path: Path):
+    from restorezoo import load_model
+    from restorezoo.data import Sample, load_image, save_image
+
+    previous = Path.cwd()
+    os.chdir(tmp_path)
+    fast = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "0",
+            "--data.init_args.batch_size", "2", "--model.init_args.steps", "2"]
+    try:
+        main(["fit", "--config", str(QUICKSTART), *fast])
+        ckpt = tmp_path / "runs/irsde-quickstart/checkpoints/last.ckpt"
+        assert ckpt.is_file()
+        main(["test", "--config", str(QUICKSTART), "--ckpt_path", str(ckpt), "--model.init_args.steps", "2",
+              "--trainer.limit_test_batches", "1", "--metrics.output_dir", "table", "--metrics.save_images", "0"])
+        assert (tmp_path / "table" / "benchmark.csv").is_file()
+        photo = tmp_path / "photo.png"
+        save_image(Sample("test", tasks=["noise"]).configure(training=False)[0]["lq"][:, :21, :30], photo)
+        main(["restore", str(photo), "--ckpt", str(ckpt), "-o", "out"])
+        assert load_image(tmp_path / "out" / "photo_restored.png").shape == (3, 21, 30)
+    finally:
+        os.chdir(previous)
+    reloaded = load_model(ckpt=ckpt)
+    assert isinstance(reloaded, IRSDE) and reloaded.unet_ema is not None and reloaded.sde.T == 20
