@@ -17,7 +17,9 @@ class StubDACLIP(torch.nn.Module):
     def encode_image(self, images: torch.Tensor, control: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         stats = images.mean(dim=(2, 3))  # B × 3
         content = torch.cat([stats, stats.square()], dim=1).repeat(1, 3)[:, :16]
-        return torch.nn.functional.normalize(content, dim=-1), torch.nn.functional.normalize(content.flip(-1), dim=-1)
+        return torch.nn.functional.normalize(content, dim=-1), torch.nn.functional.normalize(
+            content.flip(-1), dim=-1
+        )
 
 
 def _conditioned_model() -> NAFNetDACLIP:
@@ -72,3 +74,31 @@ def test_without_daclip_it_is_a_plain_nafnet_restorer():
     out = model(torch.rand(3, 17, 19))
     assert out.shape == (1, 3, 17, 19) and out.min() >= 0 and out.max() <= 1
     assert not any(k.startswith("_daclip") for k in model.state_dict())
+
+
+def test_cli_fit_test_and_restore_reload_the_checkpoint(tmp_path, monkeypatch):
+    from restorezoo import load_model, restore
+    from restorezoo.cli import main
+    from tests.conftest import REPO
+
+    config = str(REPO / "configs/daclip/nafnet_daclip_quickstart.yaml")
+    monkeypatch.chdir(tmp_path)
+    quick = [
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.limit_val_batches",
+        "0",
+    ]
+    main(["fit", "--config", config, *quick])
+    ckpt = tmp_path / "runs/nafnet-daclip-quickstart/checkpoints/last.ckpt"
+    main(["test", "--config", config, "--ckpt_path", str(ckpt), "--trainer.limit_test_batches", "2"])
+    model = load_model(ckpt=ckpt)
+    assert isinstance(model, NAFNetDACLIP) and model.daclip is not None
+    x = torch.rand(3, 21, 30)
+    first = restore(x, model=model)
+    second = restore(x, model=load_model(ckpt=ckpt))
+    assert first.shape == x.shape and torch.allclose(first, second, atol=1e-5), (
+        "the tiny conditioner is rebuilt identically"
+    )
