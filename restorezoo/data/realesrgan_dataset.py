@@ -23,6 +23,24 @@ from restorezoo.metrics.protocol import MetricProtocol
 __all__ = ["RealESRGANSynthetic", "SpireMix"]
 
 
+def attach_kernels(
+    dataset: RestorationDataset, sample: dict[str, Any], index: int, degrade: bool
+) -> dict[str, Any]:
+    """Add the Real-ESRGAN kernels (drawn here, on the CPU) and the ``gpu_degrade`` flag to a sample.
+
+    In evaluation the kernels come from a per-index stream apart from the base class's crops, so a
+    validation image is degraded the same way every epoch; in training they are fresh.
+    """
+    generator = dataset._generator(index)
+    if not dataset.training:
+        generator.manual_seed(dataset.seed * 1_000_003 + index + 0x5EED)
+    kernels = dataset.gpu_pipeline.sample_kernels(generator)
+    kernels["seed"] = torch.randint(0, 2**62, (), generator=generator)
+    sample["degrade_kernels"] = kernels
+    sample["gpu_degrade"] = torch.tensor(degrade)
+    return sample
+
+
 class RealESRGANSynthetic(RestorationDataset):
     """HQ images with per-sample Real-ESRGAN kernels; the DataModule degrades them on the device.
 
@@ -87,15 +105,7 @@ class RealESRGANSynthetic(RestorationDataset):
         return Item(hq=hq, lq=hq, task=RealESRGAN.task, prompt=RealESRGAN.prompt, name=self.names[index])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = super().__getitem__(index)
-        generator = self._generator(index)
-        if not self.training:  # a stream apart from the base's crops, still fixed per index
-            generator.manual_seed(self.seed * 1_000_003 + index + 0x5EED)
-        kernels = self.gpu_pipeline.sample_kernels(generator)
-        kernels["seed"] = torch.randint(0, 2**62, (), generator=generator)
-        sample["degrade_kernels"] = kernels
-        sample["gpu_degrade"] = torch.tensor(True)
-        return sample
+        return attach_kernels(self, super().__getitem__(index), index, degrade=True)
 
 
 class SpireMix(RestorationDataset):
@@ -178,12 +188,5 @@ class SpireMix(RestorationDataset):
         sample = super().__getitem__(index)
         use_gpu = sample["params"]["pipeline"] == "realesrgan"
         sample["prompt"] = self.gpu_pipeline.prompt if use_gpu else str(sample["params"].get("prompt", ""))
-        generator = self._generator(index)
-        if not self.training:  # a stream apart from the base's, still fixed per index
-            generator.manual_seed(self.seed * 1_000_003 + index + 0x5EED)
         # Every sample carries kernels so batches stack; only flagged rows are degraded on the device.
-        kernels = self.gpu_pipeline.sample_kernels(generator)
-        kernels["seed"] = torch.randint(0, 2**62, (), generator=generator)
-        sample["degrade_kernels"] = kernels
-        sample["gpu_degrade"] = torch.tensor(use_gpu)
-        return sample
+        return attach_kernels(self, sample, index, degrade=use_gpu)

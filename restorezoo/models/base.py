@@ -87,7 +87,9 @@ class RestorationModule(L.LightningModule):
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {"pred": self.restore(batch).clamp(0, 1)}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
         return self._eval_step(batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
@@ -126,7 +128,9 @@ class RestorationModule(L.LightningModule):
         """
         checkpoint = load_checkpoint(path)
         if "state_dict" not in checkpoint:
-            raise RestoreZooError(f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()")
+            raise RestoreZooError(
+                f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()"
+            )
         hparams = dict(checkpoint.get("hyper_parameters", {}))
         class_path = hparams.pop("_class_path", None)
         hparams.pop("_instantiator", None)
@@ -138,7 +142,9 @@ class RestorationModule(L.LightningModule):
                 raise RestoreZooError(f"{path} holds a {class_path}, not a {cls.__name__}")
             model_cls = found
         elif cls is RestorationModule:
-            raise RestoreZooError(f"{path} does not record its model class; load it with the model class itself")
+            raise RestoreZooError(
+                f"{path} does not record its model class; load it with the model class itself"
+            )
         model = model_cls(**hparams)
         model.load_state_dict(checkpoint["state_dict"], strict=True)
         return model.to(map_location).eval()

@@ -500,4 +500,50 @@ def build_daclip(spec: str | Path | None, **kwargs: Any) -> DACLIP | None:
     return model.eval()
 
 
-__all__ = ["DACLIP", "ControlTransformer", "NEUTRAL_CAPTION", "build_controller", "build_daclip", "load_clip"]
+class DACLIPConditioned:
+    """Mixin for restorers steered by a frozen DA-CLIP (IR-SDE, NAFNet + DA-CLIP).
+
+    The conditioner is frozen and kept out of the restorer's state dict (held in a list, so
+    ``nn.Module`` does not register it): checkpoints stay small and record only its spec, which
+    ``build_daclip`` turns back into the same network.
+    """
+
+    _daclip: list[Any]
+
+    def init_daclip(self, spec: str | Path | None) -> None:
+        """Build the conditioner from a spec (see ``build_daclip``); None leaves the model unconditioned."""
+        self._daclip = [None]
+        if spec is not None:
+            self.set_daclip(build_daclip(spec))
+
+    @property
+    def daclip(self) -> Any:
+        """The frozen DA-CLIP (``encode_image(images, control=True) → (content, degradation)``), or None."""
+        return self._daclip[0]
+
+    def set_daclip(self, encoder: Any) -> None:
+        """Attach a frozen DA-CLIP (anything with ``encode_image``) without registering it as a submodule."""
+        if isinstance(encoder, nn.Module):
+            encoder.eval().requires_grad_(False)
+        self._daclip[0] = encoder
+
+    def conditioning(self, lq: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """(degradation, content) DA-CLIP embeddings of the LQ images, or (None, None) without DA-CLIP."""
+        if self.daclip is None:
+            return None, None
+        if isinstance(self.daclip, nn.Module):
+            self.daclip.to(lq.device)
+        with torch.no_grad():
+            content, degradation = self.daclip.encode_image(lq.float(), control=True)
+        return degradation.to(lq.dtype), content.to(lq.dtype)
+
+
+__all__ = [
+    "DACLIP",
+    "DACLIPConditioned",
+    "ControlTransformer",
+    "NEUTRAL_CAPTION",
+    "build_controller",
+    "build_daclip",
+    "load_clip",
+]

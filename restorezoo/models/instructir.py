@@ -156,7 +156,9 @@ class InstructIR(RestorationModule):
         min_lr: float = 1e-6,
         warmup_steps: int = 0,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps)
+        super().__init__(
+            lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps
+        )
         self.save_hyperparameters()
         self.text_encoder = build_sentence_encoder(text_encoder)
         self.intents = list(intents)
@@ -223,7 +225,11 @@ class InstructIR(RestorationModule):
             stage = "val" if self.trainer.validating or self.trainer.sanity_checking else "test"
             accuracy = (logits.argmax(-1)[valid] == targets[valid]).float().mean()
             self.log(
-                f"{stage}/intent_acc", accuracy, batch_size=int(valid.sum()), add_dataloader_idx=False, sync_dist=True
+                f"{stage}/intent_acc",
+                accuracy,
+                batch_size=int(valid.sum()),
+                add_dataloader_idx=False,
+                sync_dist=True,
             )
         return {"pred": pred}
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from restorezoo.models.base import RestorationModule
+from restorezoo.models.daclip import DACLIPConditioned
 from restorezoo.weights import load_state_dict, resolve_weights
 
 SAMPLERS = ("posterior", "euler")
@@ -62,7 +63,9 @@ class MeanRevertingSDE:
         schedule: θ schedule: "cosine" (paper) or "constant".
     """
 
-    def __init__(self, T: int = 100, max_sigma: float = 50 / 255, eps: float = 0.005, schedule: str = "cosine"):
+    def __init__(
+        self, T: int = 100, max_sigma: float = 50 / 255, eps: float = 0.005, schedule: str = "cosine"
+    ):
         if schedule == "cosine":
             thetas = cosine_theta_schedule(T)
         elif schedule == "constant":
@@ -191,7 +194,9 @@ class MeanRevertingSDE:
             noise = model(x, t_batch).to(x.dtype)
             if sampler == "posterior":
                 x0 = self.x0_from_noise(x, noise, mu, t)
-                x = self.optimal_reverse_step(x, x0, mu, t, s) + self.posterior_std(t, x, s) * _randn(x, generator)
+                x = self.optimal_reverse_step(x, x0, mu, t, s) + self.posterior_std(t, x, s) * _randn(
+                    x, generator
+                )
             else:
                 score = self.score_from_noise(noise, t)
                 gap = (float(self.theta_bars[t]) - float(self.theta_bars[s])) * self.dt
@@ -451,7 +456,9 @@ class ConditionalUNet(nn.Module):
         )
         if self.use_degra_context:
             self.prompt = nn.Parameter(torch.rand(1, time_dim))
-            self.text_mlp = nn.Sequential(nn.Linear(context_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+            self.text_mlp = nn.Sequential(
+                nn.Linear(context_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim)
+            )
             self.prompt_mlp = nn.Linear(time_dim, time_dim)
 
         self.downs = nn.ModuleList()
@@ -464,26 +471,32 @@ class ConditionalUNet(nn.Module):
             attn_down = spatial_transformer(dim_in) if cross else LinearAttention(dim_in)
             attn_up = spatial_transformer(dim_out) if cross else LinearAttention(dim_out)
             self.downs.append(
-                nn.ModuleList([
-                    ResBlock(dim_in, dim_in, time_dim),
-                    ResBlock(dim_in, dim_in, time_dim),
-                    Residual(PreNorm(dim_in, attn_down)),
-                    default_conv(dim_in, dim_out) if deepest else nn.Conv2d(dim_in, dim_out, 4, 2, 1),
-                ])
+                nn.ModuleList(
+                    [
+                        ResBlock(dim_in, dim_in, time_dim),
+                        ResBlock(dim_in, dim_in, time_dim),
+                        Residual(PreNorm(dim_in, attn_down)),
+                        default_conv(dim_in, dim_out) if deepest else nn.Conv2d(dim_in, dim_out, 4, 2, 1),
+                    ]
+                )
             )
             upsample: nn.Module = (
                 default_conv(dim_out, dim_in)
                 if i == 0
-                else nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim_out, dim_in, 3, 1, 1))
+                else nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim_out, dim_in, 3, 1, 1)
+                )
             )
             self.ups.insert(
                 0,
-                nn.ModuleList([
-                    ResBlock(dim_out + dim_in, dim_out, time_dim),
-                    ResBlock(dim_out + dim_in, dim_out, time_dim),
-                    Residual(PreNorm(dim_out, attn_up)),
-                    upsample,
-                ]),
+                nn.ModuleList(
+                    [
+                        ResBlock(dim_out + dim_in, dim_out, time_dim),
+                        ResBlock(dim_out + dim_in, dim_out, time_dim),
+                        Residual(PreNorm(dim_out, attn_up)),
+                        upsample,
+                    ]
+                ),
             )
         mid_dim = nf * mults[-1]
         self.mid_block1 = ResBlock(mid_dim, mid_dim, time_dim)
@@ -541,7 +554,7 @@ class ConditionalUNet(nn.Module):
 
 
 # ====================================================================== the Lightning module
-class IRSDE(RestorationModule):
+class IRSDE(DACLIPConditioned, RestorationModule):
     """IR-SDE (+ DA-CLIP conditioning) as a Lightning module: ML-objective training, SDE sampling with EMA weights.
 
     Args:
@@ -583,7 +596,9 @@ class IRSDE(RestorationModule):
         min_lr: float = 1e-6,
         warmup_steps: int = 0,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps)
+        super().__init__(
+            lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps
+        )
         self.save_hyperparameters()
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler '{sampler}' (one of {', '.join(SAMPLERS)})")
@@ -591,11 +606,7 @@ class IRSDE(RestorationModule):
         self.steps, self.sampler, self.seed, self.progress = steps, sampler, seed, progress
         self.ema_decay = ema_decay
         # Frozen and kept out of the state dict: a list hides it from nn.Module registration.
-        self._daclip: list[Any] = [None]
-        if daclip is not None:
-            from restorezoo.models.daclip import build_daclip
-
-            self.set_daclip(build_daclip(daclip))
+        self.init_daclip(daclip)
         if self.daclip is not None:  # the embeddings' width decides the context width
             context_dim = int(getattr(self.daclip, "embed_dim", context_dim))
         self.unet = ConditionalUNet(
@@ -604,27 +615,6 @@ class IRSDE(RestorationModule):
         self.unet_ema = copy.deepcopy(self.unet).requires_grad_(False) if ema_decay is not None else None
 
     # ------------------------------------------------------------------ DA-CLIP
-    @property
-    def daclip(self) -> Any:
-        """The frozen DA-CLIP (``encode_image(images, control=True) → (content, degradation)``), or None."""
-        return self._daclip[0]
-
-    def set_daclip(self, encoder: Any) -> None:
-        """Attach a frozen DA-CLIP (anything with ``encode_image``) without registering it as a submodule."""
-        if isinstance(encoder, nn.Module):
-            encoder.eval().requires_grad_(False)
-        self._daclip[0] = encoder
-
-    def conditioning(self, lq: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """(degradation, content) DA-CLIP embeddings of the LQ images, or (None, None) without DA-CLIP."""
-        if self.daclip is None:
-            return None, None
-        if isinstance(self.daclip, nn.Module):
-            self.daclip.to(lq.device)
-        with torch.no_grad():
-            content, degradation = self.daclip.encode_image(lq.float(), control=True)
-        return degradation, content
-
     # ------------------------------------------------------------------ EMA
     @torch.no_grad()
     def update_ema(self) -> None:

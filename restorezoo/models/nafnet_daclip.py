@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restorezoo.models.base import RestorationModule
+from restorezoo.models.daclip import DACLIPConditioned
 from restorezoo.models.nafnet import LayerNorm2d, NAFBlock, downsample, pad_to_multiple, upsample
 
 
@@ -128,7 +129,7 @@ class NAFNetDACLIPNet(nn.Module):
         return (self.ending(feat) + inp)[..., :height, :width]
 
 
-class NAFNetDACLIP(RestorationModule):
+class NAFNetDACLIP(DACLIPConditioned, RestorationModule):
     """NAFNet + DA-CLIP: L1 training of a one-pass restorer on frozen DA-CLIP embeddings.
 
     Args:
@@ -156,28 +157,9 @@ class NAFNetDACLIP(RestorationModule):
             lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps
         )
         self.save_hyperparameters()
-        conditioner = None
-        if daclip is not None:
-            from restorezoo.models.daclip import build_daclip
-
-            conditioner = build_daclip(daclip)
-        # Frozen and kept out of the state dict (a list hides it from nn.Module registration).
-        self._daclip = [conditioner]
+        self.init_daclip(daclip)
         context_dim = getattr(self.daclip, "embed_dim", 512)
         self.net = NAFNetDACLIPNet(width, enc_blocks, middle_blocks, dec_blocks, context_dim)
-
-    @property
-    def daclip(self) -> Any:
-        return self._daclip[0]
-
-    def conditioning(self, lq: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """(degradation, content) DA-CLIP embeddings of the LQ images, or (None, None) without DA-CLIP."""
-        if self.daclip is None:
-            return None, None
-        self.daclip.to(lq.device)
-        with torch.no_grad():
-            content, degradation = self.daclip.encode_image(lq.float(), control=True)
-        return degradation.to(lq.dtype), content.to(lq.dtype)
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         degradation, content = self.conditioning(batch["lq"])
