@@ -190,3 +190,17 @@ def test_quickstart_fit_test_restore_through_the_cli(tmp_path: Path):
         os.chdir(previous)
     reloaded = load_model(ckpt=ckpt)
     assert isinstance(reloaded, IRSDE) and reloaded.unet_ema is not None and reloaded.sde.T == 20
+
+
+def test_clipping_the_x0_estimate_keeps_an_inaccurate_network_on_the_image_range():
+    sde = MeanRevertingSDE(T=20)
+    lq = torch.rand(1, 3, 8, 8)
+    x_T = sde.noise_state(lq, torch.Generator().manual_seed(0))
+
+    def wrong(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x)  # a badly trained noise predictor
+
+    clipped = sde.sample(wrong, x_T, lq, generator=torch.Generator().manual_seed(1), progress=False)
+    raw = sde.sample(wrong, x_T, lq, generator=torch.Generator().manual_seed(1), progress=False, clip_x0=False)
+    assert clipped.min() > -0.5 and clipped.max() < 1.5
+    assert (raw - lq).abs().max() > (clipped - lq).abs().max()

@@ -176,8 +176,13 @@ class MeanRevertingSDE:
         sampler: str = "posterior",
         generator: torch.Generator | None = None,
         progress: bool = True,
+        clip_x0: bool = True,
     ) -> Tensor:
         """Run the reverse process from x_T to x_0 with a noise-predicting ``model(x_t, t)``.
+
+        ``clip_x0`` clamps the posterior sampler's x0 estimate to [0, 1] (DDPM's "clip denoised"): at
+        large t the estimate divides the noise error by e^{-θ̄_t dt} (down to eps = 0.005), so an
+        imperfect network would otherwise throw the chain off the image manifold.
 
         ``posterior`` (the release): estimate x0 from the predicted noise, then draw from the OU-bridge
         posterior p(x_s | x_t, x0) — exact for any stride, so fewer steps only cost accuracy of the x0
@@ -194,6 +199,8 @@ class MeanRevertingSDE:
             noise = model(x, t_batch).to(x.dtype)
             if sampler == "posterior":
                 x0 = self.x0_from_noise(x, noise, mu, t)
+                if clip_x0:  # near t = T the estimate divides by e^{-θ̄_T dt} = eps: keep it in range
+                    x0 = x0.clamp(0, 1)
                 x = self.optimal_reverse_step(x, x0, mu, t, s) + self.posterior_std(t, x, s) * _randn(
                     x, generator
                 )
