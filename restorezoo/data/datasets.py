@@ -77,7 +77,9 @@ class RestorationDataset(Dataset):
         self.patch_size: int | None = None
         self.flip = False
 
-    def configure(self, training: bool, patch_size: int | None = None, flip: bool = True) -> RestorationDataset:
+    def configure(
+        self, training: bool, patch_size: int | None = None, flip: bool = True
+    ) -> RestorationDataset:
         """Set by the DataModule: random crops/flips and random prompts in training, full images otherwise."""
         self.training = training
         self.patch_size = patch_size if training else None
@@ -446,6 +448,15 @@ SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
 """Photos bundled with scikit-image, split once and for all so results are comparable across runs."""
 
 
+def center_crop(image: Tensor, max_side: int | None) -> Tensor:
+    """Centre-crop a C×H×W image to at most ``max_side`` pixels per side (None: unchanged)."""
+    if max_side is None:
+        return image
+    height, width = image.shape[-2:]
+    top, left = max((height - max_side) // 2, 0), max((width - max_side) // 2, 0)
+    return image[:, top : top + max_side, left : left + max_side]
+
+
 def _sample_photo(name: str) -> Tensor:
     import numpy as np
     from skimage import data as skdata
@@ -505,10 +516,8 @@ class Sample(RestorationDataset):
     def item(self, index: int, generator: torch.Generator) -> Item:
         photo_index, task_index = divmod(index, len(self.tasks))
         hq = self.photos[photo_index]
-        if not self.training and self.max_side is not None:
-            height, width = hq.shape[-2:]
-            top, left = max((height - self.max_side) // 2, 0), max((width - self.max_side) // 2, 0)
-            hq = hq[:, top : top + self.max_side, left : left + self.max_side]
+        if not self.training:
+            hq = center_crop(hq, self.max_side)
         task = self.tasks[task_index]
         return Item(
             hq=hq,

@@ -14,7 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from restorezoo.data.datasets import SAMPLE_PHOTOS, Item, RestorationDataset, _require_dir, _sample_photo
+from restorezoo.data.datasets import (
+    SAMPLE_PHOTOS,
+    Item,
+    RestorationDataset,
+    _require_dir,
+    _sample_photo,
+    center_crop,
+)
 from restorezoo.data.degrade.realesrgan import RealESRGAN, RealESRGANOptions
 from restorezoo.data.io import list_images, load_image
 from restorezoo.errors import DataError
@@ -97,10 +104,8 @@ class RealESRGANSynthetic(RestorationDataset):
 
     def item(self, index: int, generator: torch.Generator) -> Item:
         hq = load_image(self.files[index]) if self.files else self._photos[index]
-        if not self.training and self.max_side is not None:
-            height, width = hq.shape[-2:]
-            top, left = max((height - self.max_side) // 2, 0), max((width - self.max_side) // 2, 0)
-            hq = hq[:, top : top + self.max_side, left : left + self.max_side]
+        if not self.training:
+            hq = center_crop(hq, self.max_side)
         # the LQ placeholder is the HQ itself, so the base class crops both identically
         return Item(hq=hq, lq=hq, task=RealESRGAN.task, prompt=RealESRGAN.prompt, name=self.names[index])
 
