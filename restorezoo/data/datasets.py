@@ -329,8 +329,6 @@ class Manifest(RestorationDataset):
     front so a typo fails at start-up with its line number, not hours into training.
     """
 
-    COLUMNS = ("lq", "hq", "prompt", "caption", "task")
-
     def __init__(
         self,
         path: str,

@@ -212,13 +212,16 @@ class InstructIR(RestorationModule):
             logs["intent_acc"] = (logits.argmax(-1)[valid] == targets[valid]).float().mean()
         return loss, logs
 
+    def _restore_with_intent(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """(restored B×3×H×W in [0, 1], intent logits): one text pass serves both."""
+        embedding, logits = self.embed_prompts(batch["prompt"])
+        return self.net(batch["lq"], embedding).clamp(0, 1), logits
+
     def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
-        embedding, _ = self.embed_prompts(batch["prompt"])
-        return self.net(batch["lq"], embedding).clamp(0, 1)
+        return self._restore_with_intent(batch)[0]
 
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        embedding, logits = self.embed_prompts(batch["prompt"])
-        pred = self.net(batch["lq"], embedding).clamp(0, 1)
+        pred, logits = self._restore_with_intent(batch)
         targets = self.intent_targets(batch["task"])
         valid = targets >= 0
         if self._trainer is not None and bool(valid.any()) and not self.trainer.predicting:
