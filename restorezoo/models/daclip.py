@@ -134,6 +134,16 @@ def controlled_forward(
 
 
 # ---------------------------------------------------------------------------------------------- CLIP building
+def clip_pixels(images: Tensor, image_size: Sequence[int]) -> Tensor:
+    """B×3×H×W in [0, 1] → a CLIP tower's input: bicubic resize to ``image_size``, CLIP's mean/std."""
+    if tuple(images.shape[-2:]) != tuple(image_size):
+        images = F.interpolate(images, size=tuple(image_size), mode="bicubic", align_corners=False, antialias=True)
+    images = images.clamp(0, 1)
+    mean = images.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def _tiny_clip() -> tuple[nn.Module, Any]:
     """A small random CLIP (64-d, 64² input, 2+2 blocks) and its tokenizer, for tests and CPU quickstarts."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
@@ -258,13 +268,7 @@ class DACLIP(L.LightningModule):
     # ------------------------------------------------------------------ public encoders
     def preprocess(self, images: Tensor) -> Tensor:
         """B×3×H×W in [0, 1] → the tower's input size (bicubic), normalised with CLIP's mean/std."""
-        images = images.to(self.pixel_mean.device, self.visual.conv1.weight.dtype)
-        if tuple(images.shape[-2:]) != self.image_size:
-            images = F.interpolate(
-                images, size=self.image_size, mode="bicubic", align_corners=False, antialias=True
-            )
-        images = images.clamp(0, 1)
-        return (images - self.pixel_mean.to(images.dtype)) / self.pixel_std.to(images.dtype)
+        return clip_pixels(images.to(self.pixel_mean.device, self.visual.conv1.weight.dtype), self.image_size)
 
     def encode_image(
         self, images: Tensor, control: bool = True, normalize: bool = True
@@ -545,5 +549,6 @@ __all__ = [
     "NEUTRAL_CAPTION",
     "build_controller",
     "build_daclip",
+    "clip_pixels",
     "load_clip",
 ]
