@@ -751,6 +751,10 @@ class LatentDiffusionRestorer(RestorationModule):
         return loss, logs
 
     # ------------------------------------------------------------------ sampling
+    def decode(self, latents: Tensor, cond: dict[str, Any], tile_size: int | None = None) -> Tensor:
+        """Sampled latents → images in [0, 1]; SD's VAE decoder (Diff-Restorer swaps in its own, given ``cond``)."""
+        return self.sd.decode_latents(latents, tile_size=tile_size)
+
     def guided_prediction(
         self,
         control: nn.Module,
@@ -814,7 +818,7 @@ class LatentDiffusionRestorer(RestorationModule):
             desc=type(self).__name__,
         )
         tile = self.decode_tile if decode_tile is None else decode_tile
-        images = self.sd.decode_latents(z0, tile_size=tile)
+        images = self.decode(z0, cond, tile_size=tile)
         return images[..., :height, :width]
 
 
