@@ -4,6 +4,7 @@ import lightning as L
 
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.daclip import DACLIP, build_daclip
+from restorezoo.models.diffrestorer import DiffRestorer, DiffRestorerDecoder
 from restorezoo.models.instructir import InstructIR, InstructIRNet
 from restorezoo.models.irsde import IRSDE
 from restorezoo.models.nafnet_daclip import NAFNetDACLIP
@@ -13,11 +14,15 @@ MODELS: dict[str, type[L.LightningModule]] = {
     "daclip": DACLIP,
     "irsde": IRSDE,
     "nafnet_daclip": NAFNetDACLIP,
+    "diffrestorer": DiffRestorer,
+    "diffrestorer_decoder": DiffRestorerDecoder,
 }
 """Short name → LightningModule class. All but ``daclip`` (a conditioner) are restorers."""
 
 __all__ = [
     "DACLIP",
+    "DiffRestorer",
+    "DiffRestorerDecoder",
     "IRSDE",
     "MODELS",
     "InstructIR",

@@ -1,0 +1,897 @@
+"""Diff-Restorer (Zhang et al., 2024): CLIP visual prompts, degradation-modulated control, degradation-aware decoder.
+
+A frozen Stable Diffusion 1.5 restores an image from what a frozen CLIP image encoder sees in it:
+
+- **Prompt processor** (§3.2): the CLIP image embedding of the LQ image goes through a *semantic
+  branch* (3-layer MLP with LayerNorm + LeakyReLU) to P_S, the UNet's cross-attention context that
+  replaces a text prompt, and a *degradation branch* (2-layer MLP) to the degradation prompt P_D; a
+  classifier on P_D is trained with cross-entropy over the degradation types (L_deg).
+- **Image-guided control module** (§3.3): a control encoder of four residual blocks, each a
+  *Degradation Modulation Block* that gates its channels with sigmoid(Linear(P_D)), brings the LQ
+  image to latent size; ControlNet's trainable UNet-encoder copy reads it next to z_t and its features
+  enter the frozen UNet through zero convolutions. A control decoder (training only) reconstructs the
+  HQ image from the control features (L_rec), which keeps them faithful to the content.
+- **Degradation-aware decoder** (§3.4, stage 2): the VAE decoder with *Degradation-aware Refinement
+  Blocks* that fuse the frozen VAE encoder's features of the LQ image, gated by P_D, to recover the
+  detail the latent bottleneck loses. Trained separately on z0 = E(HQ) (L2 + 0.1·VGG-19 perceptual +
+  0.001·adversarial), combined with stage 1 at inference; ``decoder="plain"`` is the paper's "Ours_S".
+
+The frozen backbone, sampling loop and ControlNet copy come from :mod:`restorezoo.models.latent_diffusion`
+(shared with SPIRE). Frozen parts (SD, CLIP, VGG) never enter checkpoints; they are rebuilt from the
+specs the hyper-parameters record.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.resnet import ResnetBlock2D
+from torch import Tensor, nn
+
+from restorezoo.data.prompts import DIFFRESTORER_CLASSES, canonical_task
+from restorezoo.errors import RestoreZooError, WeightsNotFoundError
+from restorezoo.models.base import RestorationModule
+from restorezoo.models.daclip import _tiny_clip, clip_pixels, load_clip
+from restorezoo.models.latent_diffusion import (
+    SD15,
+    LatentDiffusionRestorer,
+    build_control_branch,
+    tiled_apply,
+    zero_conv,
+)
+from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_state_dict, resolve_weights
+
+DECODERS = ("drb", "plain")
+"""``drb``: the degradation-aware decoder (stage 2, "Ours"); ``plain``: SD's VAE decoder ("Ours_S")."""
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups for a width: 32 as in SD, fewer for the tiny test widths."""
+    return math.gcd(32, channels)
+
+
+def _resblock(in_channels: int, out_channels: int, down: bool = False, up: bool = False) -> ResnetBlock2D:
+    """diffusers' residual block (GroupNorm, SiLU, 3×3 convs), without a time embedding."""
+    return ResnetBlock2D(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        temb_channels=None,
+        groups=_groups(in_channels),
+        groups_out=_groups(out_channels),
+        down=down,
+        up=up,
+    )
+
+
+# ====================================================================== CLIP image prompt (§3.2)
+def build_clip_image_encoder(model_name: str = "ViT-L-14", pretrained: str | None = "openai") -> nn.Module:
+    """The frozen open_clip image tower (pooled, projected embedding) of ``model_name``.
+
+    ``"tiny"`` is DA-CLIP's small random CLIP tower (64-d, 64² input) built from a fixed seed, so the
+    same network comes back in every process (it is not in checkpoints). Otherwise the weights
+    ``pretrained`` load through ``load_clip`` (an open_clip tag, a local file, ``$RESTOREZOO_WEIGHTS``).
+    """
+    if model_name == "tiny":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            clip, _ = _tiny_clip()
+    else:
+        clip = load_clip(model_name, pretrained)
+    visual = clip.visual
+    visual.requires_grad_(False)
+    return visual.eval()
+
+
+class PromptProcessor(nn.Module):
+    """P_CLIP → (P_S, P_D, degradation logits) (§3.2).
+
+    Semantic branch: 3-layer MLP with LayerNorm + LeakyReLU after the first two layers → one
+    ``context_dim`` token for the UNet's cross-attention. Degradation branch: 2-layer MLP → P_D.
+    Classifier: 2-layer MLP on P_D over the degradation classes (L_deg).
+    """
+
+    def __init__(
+        self,
+        clip_dim: int,
+        context_dim: int = 768,
+        degradation_dim: int = 256,
+        hidden_dim: int = 768,
+        num_classes: int = len(DIFFRESTORER_CLASSES),
+    ) -> None:
+        super().__init__()
+        self.semantic = nn.Sequential(
+            nn.Linear(clip_dim, hidden_dim),
+            nn.LayerNorm(hidden_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.LayerNorm(hidden_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_dim, context_dim),
+        )
+        self.degradation = nn.Sequential(
+            nn.Linear(clip_dim, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, degradation_dim)
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(degradation_dim, degradation_dim), nn.LeakyReLU(0.2), nn.Linear(degradation_dim, num_classes)
+        )
+
+    def forward(self, p_clip: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(P_S as B×1×context_dim, P_D as B×degradation_dim, logits B×classes)."""
+        p_d = self.degradation(p_clip)
+        return self.semantic(p_clip)[:, None], p_d, self.classifier(p_d)
+
+
+# ====================================================================== image-guided control module (§3.3)
+class DegradationModulationBlock(nn.Module):
+    """F̃ = ResBlock(F); f = sigmoid(Linear(P_D)); out = ResBlock(F̃ ⊗ f): P_D chooses the channels to keep."""
+
+    def __init__(self, in_channels: int, out_channels: int, degradation_dim: int, down: bool = False) -> None:
+        super().__init__()
+        self.resblock_in = _resblock(in_channels, out_channels, down=down)
+        self.gate = nn.Linear(degradation_dim, out_channels)
+        self.resblock_out = _resblock(out_channels, out_channels)
+
+    def forward(self, x: Tensor, p_d: Tensor) -> Tensor:
+        features = self.resblock_in(x, None)
+        gate = torch.sigmoid(self.gate(p_d.to(features.dtype)))[:, :, None, None]
+        return self.resblock_out(features * gate, None)
+
+
+class ControlEncoder(nn.Module):
+    """LQ image → control features at latent size: a conv then four Degradation Modulation Blocks.
+
+    The first log2(VAE factor) blocks halve the resolution, so the output matches the latent grid.
+    """
+
+    def __init__(self, channels: Sequence[int], degradation_dim: int, downsamples: int) -> None:
+        super().__init__()
+        channels = list(channels)
+        if len(channels) != 4 or not 0 <= downsamples <= 4:
+            raise RestoreZooError(
+                f"the control encoder has 4 blocks (got {len(channels)} widths) and at most 4 downsamplings "
+                f"(the VAE needs {downsamples})"
+            )
+        self.conv_in = nn.Conv2d(3, channels[0], 3, padding=1)
+        widths = [channels[0], *channels]
+        self.blocks = nn.ModuleList(
+            DegradationModulationBlock(widths[i], widths[i + 1], degradation_dim, down=i < downsamples)
+            for i in range(4)
+        )
+        self.out_channels = channels[-1]
+
+    def forward(self, lq: Tensor, p_d: Tensor) -> Tensor:
+        h = self.conv_in(lq * 2 - 1)
+        for block in self.blocks:
+            h = block(h, p_d)
+        return h
+
+
+class ControlDecoder(nn.Module):
+    """Control features → the HQ image, four residual blocks (the last log2(VAE factor) upsample); for L_rec."""
+
+    def __init__(self, channels: Sequence[int], upsamples: int) -> None:
+        super().__init__()
+        widths = list(reversed(list(channels)))
+        widths = [*widths, widths[-1]]
+        self.blocks = nn.ModuleList(
+            _resblock(widths[i], widths[i + 1], up=i >= 4 - upsamples) for i in range(4)
+        )
+        self.norm_out = nn.GroupNorm(_groups(widths[-1]), widths[-1])
+        self.conv_out = nn.Conv2d(widths[-1], 3, 3, padding=1)
+
+    def forward(self, features: Tensor) -> Tensor:
+        h = features
+        for block in self.blocks:
+            h = block(h, None)
+        return (self.conv_out(F.silu(self.norm_out(h))) + 1) / 2
+
+
+class DiffRestorerControl(nn.Module):
+    """Every part stage 1 trains: prompt processor, control encoder/decoder, ControlNet copy, zero convs."""
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        clip_dim: int,
+        context_dim: int,
+        vae_downsamples: int,
+        num_classes: int,
+        degradation_dim: int = 256,
+        hidden_dim: int = 768,
+        control_channels: Sequence[int] = (32, 64, 128, 256),
+    ) -> None:
+        super().__init__()
+        self.prompt_processor = PromptProcessor(clip_dim, context_dim, degradation_dim, hidden_dim, num_classes)
+        self.control_encoder = ControlEncoder(control_channels, degradation_dim, vae_downsamples)
+        self.control_decoder = ControlDecoder(control_channels, vae_downsamples)
+        self.branch = build_control_branch(unet, extra_in_channels=self.control_encoder.out_channels)
+        self.zero_convs = nn.ModuleList(zero_conv(c, c) for c in self.branch.channels)
+
+    def residuals(self, z_t: Tensor, t: Tensor, context: Tensor, hint: Tensor) -> tuple[list[Tensor], Tensor]:
+        """(per-skip residuals, middle residual) for the frozen UNet: zero at initialisation."""
+        skips, middle = self.branch(z_t, t, context, hint)
+        down = [conv(feature) for conv, feature in zip(self.zero_convs, skips)]
+        return down, self.zero_convs[-1](middle)
+
+
+# ====================================================================== degradation-aware decoder (§3.4)
+def vae_encoder_features(vae: nn.Module, images: Tensor) -> list[Tensor]:
+    """The VAE encoder's feature at each level (before its downsampling) for images in [0, 1].
+
+    Level i has the encoder's ``block_out_channels[i]`` channels at 1/2^i of the image size; these are
+    the z_i^lq that the refinement blocks fuse.
+    """
+    encoder = vae.encoder
+    h = encoder.conv_in((images * 2 - 1).to(encoder.conv_in.weight.dtype))
+    features = []
+    for index, block in enumerate(encoder.down_blocks):
+        for resnet in block.resnets:
+            h = resnet(h, None)
+        features.append(h)
+        if index == len(encoder.down_blocks) - 2:
+            break  # the deepest level is at latent size: the refinement blocks do not use it
+        for downsampler in block.downsamplers or []:
+            h = downsampler(h)
+    return features
+
+
+class DegradationAwareRefinementBlock(nn.Module):
+    """z̃ = Conv(cat(z_i, z_i^lq)); f = sigmoid(Linear(P_D)); ẑ = ResBlock(z̃ ⊗ f) + z_i.
+
+    restorezoo adds a zero-initialised 1×1 conv after the ResBlock (ControlNet's habit), so a fresh
+    block is the identity and the decoder starts as SD's own; the paper does not say how it initialises.
+    """
+
+    def __init__(self, channels: int, lq_channels: int, degradation_dim: int) -> None:
+        super().__init__()
+        self.fuse = nn.Conv2d(channels + lq_channels, channels, 3, padding=1)
+        self.gate = nn.Linear(degradation_dim, channels)
+        self.resblock = _resblock(channels, channels)
+        self.zero_conv = zero_conv(channels, channels)
+
+    def forward(self, z: Tensor, z_lq: Tensor, p_d: Tensor) -> Tensor:
+        fused = self.fuse(torch.cat([z, z_lq.to(z.dtype)], dim=1))
+        gate = torch.sigmoid(self.gate(p_d.to(z.dtype)))[:, :, None, None]
+        return z + self.zero_conv(self.resblock(fused * gate, None))
+
+
+class DegradationAwareDecoder(nn.Module):
+    """SD's VAE decoder (a trainable copy) with a refinement block after every upsampling up-block.
+
+    With SD 1.5's VAE that is three blocks, at 1/4, 1/2 and 1/1 of the image size (z1..z3 of the paper),
+    each fusing the frozen VAE encoder's LQ feature of the same size.
+    """
+
+    def __init__(self, vae: nn.Module, degradation_dim: int = 256, train_decoder: bool = True) -> None:
+        super().__init__()
+        post = getattr(vae, "post_quant_conv", None)
+        self.post_quant_conv = copy.deepcopy(post) if post is not None else None
+        self.decoder = copy.deepcopy(vae.decoder).float()
+        self.decoder.requires_grad_(train_decoder)
+        if self.post_quant_conv is not None:
+            self.post_quant_conv.float().requires_grad_(train_decoder)
+        encoder_channels = list(vae.config.block_out_channels)
+        levels = len(encoder_channels)
+        decoder_channels = list(reversed(encoder_channels))
+        # up block i (i < levels - 1) upsamples to 1/2^(levels-2-i): the encoder's level levels-2-i
+        self.levels = [levels - 2 - i for i in range(levels - 1)]
+        self.refinement = nn.ModuleList(
+            DegradationAwareRefinementBlock(decoder_channels[i], encoder_channels[level], degradation_dim)
+            for i, level in enumerate(self.levels)
+        )
+
+    def forward(self, latents: Tensor, lq_features: Sequence[Tensor], p_d: Tensor) -> Tensor:
+        """Unscaled latents (z / scaling_factor) → images in [-1, 1], as ``AutoencoderKL.decode``."""
+        decoder = self.decoder
+        z = latents.to(decoder.conv_in.weight.dtype)
+        if self.post_quant_conv is not None:
+            z = self.post_quant_conv(z)
+        h = decoder.mid_block(decoder.conv_in(z), None)
+        for index, up_block in enumerate(decoder.up_blocks):
+            h = up_block(h, None)
+            if index < len(self.refinement):
+                h = self.refinement[index](h, lq_features[self.levels[index]], p_d)
+        return decoder.conv_out(decoder.conv_act(decoder.conv_norm_out(h)))
+
+
+def decode_with_refinement(
+    decoder: DegradationAwareDecoder,
+    vae: nn.Module,
+    latents: Tensor,
+    lq: Tensor,
+    p_d: Tensor,
+    scaling_factor: float,
+    tile_size: int | None = None,
+    overlap: int = 8,
+) -> Tensor:
+    """Scaled latents + the LQ image (padded to the latent grid) → images in [0, 1] via the DRB decoder.
+
+    Tiled like ``FrozenStableDiffusion.decode_latents``: the LQ image travels with the latents as
+    pixel-unshuffled channels, so each latent tile gets the LQ features of its own region.
+    """
+    factor = lq.shape[-1] // latents.shape[-1]
+
+    def decode(tile: Tensor) -> Tensor:
+        z, packed = tile[:, : latents.shape[1]], tile[:, latents.shape[1] :]
+        image = F.pixel_shuffle(packed, factor)
+        return decoder(z / scaling_factor, vae_encoder_features(vae, image), p_d).float()
+
+    packed = torch.cat([latents, F.pixel_unshuffle(lq.to(latents.dtype), factor)], dim=1)
+    if tile_size is None or max(latents.shape[-2:]) <= tile_size:
+        images = decode(packed)
+    else:
+        images = tiled_apply(decode, packed, tile_size, overlap, factor)
+    return ((images + 1) / 2).clamp(0, 1)
+
+
+# ====================================================================== stage 1
+class DiffRestorer(LatentDiffusionRestorer):
+    """Diff-Restorer stage 1: prompt processor + image-guided control on a frozen SD (L_diff + L_deg + L_rec).
+
+    Args:
+        pretrained: SD backbone (paper: SD 1.5), a diffusers folder/hub id or ``"tiny"`` (random, tests).
+        clip_model, clip_pretrained: the frozen open_clip image encoder and its weights (tag or file);
+            ``clip_model="tiny"`` is a small random tower for tests and smoke runs.
+        degradation_classes: L_deg's classes as task names, in class order (paper: the eight types).
+        degradation_dim, hidden_dim: P_D width (paper: 256) and the prompt MLPs' hidden width.
+        control_channels: widths of the control encoder's four blocks (decoder mirrored).
+        deg_weight, rec_weight: weights of L_deg and L_rec (paper: 1 and 1).
+        decoder_ckpt: a ``DiffRestorerDecoder`` checkpoint (stage 2) to decode with; not part of this
+            model's state dict (the stage-1 checkpoint stays what stage 1 trained).
+        decoder: "drb" (stage-2 decoder, needs ``decoder_ckpt``) or "plain" (SD's decoder, "Ours_S").
+        plain_decoder_sets: val/test benchmark names decoded with the plain decoder whatever ``decoder``
+            says: list a test set twice under two names and one ``restorezoo test`` prints both rows.
+        scheduler, steps, seed, progress, decode_tile, ...: sampler settings (paper: UniPC, 20 steps).
+    """
+
+    def __init__(
+        self,
+        pretrained: str = SD15,
+        clip_model: str = "ViT-L-14",
+        clip_pretrained: str | None = "openai",
+        degradation_classes: Sequence[str] = DIFFRESTORER_CLASSES,
+        degradation_dim: int = 256,
+        hidden_dim: int = 768,
+        control_channels: Sequence[int] = (32, 64, 128, 256),
+        deg_weight: float = 1.0,
+        rec_weight: float = 1.0,
+        decoder_ckpt: str | None = None,
+        decoder: str = "drb",
+        plain_decoder_sets: Sequence[str] = (),
+        prediction_type: str = "epsilon",
+        scheduler: str = "unipc",
+        steps: int = 20,
+        guidance_scale: float = 1.0,
+        seed: int | None = 0,
+        progress: bool = True,
+        decode_tile: int | None = None,
+        ema_decay: float | None = None,
+        gradient_checkpointing: bool = False,
+        lr: float = 1e-5,
+        weight_decay: float = 1e-2,
+        betas: tuple[float, float] = (0.9, 0.999),
+        min_lr: float = 1e-6,
+        warmup_steps: int = 0,
+    ) -> None:
+        super().__init__(
+            pretrained=pretrained,
+            prediction_type=prediction_type,
+            scheduler=scheduler,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            seed=seed,
+            progress=progress,
+            decode_tile=decode_tile,
+            ema_decay=ema_decay,
+            gradient_checkpointing=gradient_checkpointing,
+            lr=lr,
+            weight_decay=weight_decay,
+            betas=betas,
+            min_lr=min_lr,
+            warmup_steps=warmup_steps,
+        )
+        self.save_hyperparameters()
+        if decoder not in DECODERS:
+            raise RestoreZooError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
+        self.degradation_classes = [canonical_task(str(c)) for c in degradation_classes]
+        self._clip = [build_clip_image_encoder(clip_model, clip_pretrained)]
+        clip_dim = int(self.clip.output_dim)
+        self.control = DiffRestorerControl(
+            self.sd.unet,
+            clip_dim=clip_dim,
+            context_dim=int(self.sd.unet.config.cross_attention_dim),
+            vae_downsamples=int(math.log2(self.sd.vae_scale_factor)),
+            num_classes=len(self.degradation_classes),
+            degradation_dim=degradation_dim,
+            hidden_dim=hidden_dim,
+            control_channels=control_channels,
+        )
+        self.init_ema()
+        self.deg_weight, self.rec_weight = deg_weight, rec_weight
+        self.decoder = decoder
+        self.plain_decoder_sets = set(plain_decoder_sets)
+        self._decoder: list[DegradationAwareDecoder | None] = [None]
+        if decoder_ckpt is not None:
+            self.set_refinement_decoder(load_refinement_decoder(decoder_ckpt, self.sd.vae, degradation_dim))
+        # datamodule task index → degradation class (-1 unknown), from the task names in setup()
+        self.register_buffer("task_to_class", torch.zeros(0, dtype=torch.long), persistent=False)
+        self._accuracy: Tensor | None = None
+
+    # ------------------------------------------------------------------ frozen parts (not registered)
+    @property
+    def clip(self) -> nn.Module:
+        """The frozen CLIP image tower (never in the state dict)."""
+        return self._clip[0]
+
+    @property
+    def refinement_decoder(self) -> DegradationAwareDecoder | None:
+        """The stage-2 decoder loaded from ``decoder_ckpt`` (frozen here), or None."""
+        return self._decoder[0]
+
+    def set_refinement_decoder(self, decoder: DegradationAwareDecoder | None) -> None:
+        """Decode with this stage-2 decoder (used under no_grad; kept out of the state dict)."""
+        self._decoder[0] = decoder
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> DiffRestorer:
+        super()._apply(fn, recurse)
+        self.clip._apply(fn, recurse)
+        if self.refinement_decoder is not None:
+            self.refinement_decoder._apply(fn, recurse)
+        return self
+
+    # ------------------------------------------------------------------ prompts
+    @torch.no_grad()
+    def clip_embedding(self, images: Tensor) -> Tensor:
+        """P_CLIP: the frozen CLIP image embedding of images in [0, 1] (B×clip_dim)."""
+        pixels = clip_pixels(images.to(self.clip.conv1.weight.dtype), self.clip.image_size)
+        return self.clip(pixels).float()
+
+    def prompts(self, images: Tensor, control: nn.Module | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """(P_S, P_D, degradation logits) of LQ images in [0, 1]."""
+        control = control or (self.control if self.training else self.sampling_control)
+        return control.prompt_processor(self.clip_embedding(images))
+
+    @torch.no_grad()
+    def classify(self, images: Tensor) -> Tensor:
+        """Predicted degradation class per image (the classifier head on P_D)."""
+        return self.prompts(images)[2].argmax(-1)
+
+    def predict_degradation(self, images: Tensor) -> list[str]:
+        """The predicted degradation task name of each image."""
+        return [self.degradation_classes[i] for i in self.classify(images).tolist()]
+
+    # ------------------------------------------------------------------ the denoiser
+    def condition(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """P_S, P_D and the control encoder's features of the LQ image (once per batch)."""
+        control = self.control if self.training else self.sampling_control
+        lq = batch["lq"].float()
+        p_s, p_d, logits = self.prompts(lq, control)
+        hint = control.control_encoder(lq, p_d)
+        return {"context": p_s, "p_d": p_d, "logits": logits, "hint": hint, "lq": lq, "decoder": self._decoder_for(batch)}
+
+    def _decoder_for(self, batch: dict[str, Any]) -> str:
+        """"plain" for an explicit request or a batch of ``plain_decoder_sets`` benchmarks, else ``decoder``."""
+        if batch.get("decoder") in DECODERS:
+            return str(batch["decoder"])
+        names = batch.get("benchmark") or []
+        if names and all(str(name) in self.plain_decoder_sets for name in names):
+            return "plain"
+        return self.decoder
+
+    def predict(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
+        down, middle = control.residuals(z_t, t, cond["context"], cond["hint"])
+        return self.sd.unet_forward(z_t, t, cond["context"], down_residuals=down, mid_residual=middle)
+
+    def unconditional(self, cond: dict[str, Any]) -> dict[str, Any]:
+        """Guidance branch (only when guidance_scale ≠ 1; the paper uses none): a zero semantic prompt."""
+        return {**cond, "context": torch.zeros_like(cond["context"])}
+
+    def auxiliary_losses(self, batch: dict[str, Any], cond: dict[str, Any]) -> dict[str, Tensor]:
+        """L_deg (cross-entropy on P_D, unknown tasks ignored) and L_rec (MSE of the control decoder)."""
+        logits = cond["logits"]
+        targets = self.degradation_targets(batch).to(logits.device)
+        valid = targets >= 0
+        l_deg = F.cross_entropy(logits[valid], targets[valid]) if bool(valid.any()) else logits.sum() * 0.0
+        reconstruction = self.control.control_decoder(cond["hint"])
+        l_rec = F.mse_loss(reconstruction.float(), batch["hq"].float())
+        return {"deg": self.deg_weight * l_deg, "rec": self.rec_weight * l_rec}
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, latents: Tensor, cond: dict[str, Any], tile_size: int | None = None) -> Tensor:
+        """Scaled latents → images in [0, 1]: the stage-2 decoder when loaded and chosen, else SD's."""
+        decoder = self.refinement_decoder
+        if cond.get("decoder", self.decoder) == "plain" or decoder is None:
+            return self.sd.decode_latents(latents, tile_size=tile_size)
+        with torch.no_grad():
+            return decode_with_refinement(
+                decoder, self.sd.vae, latents, cond["lq"], cond["p_d"], self.sd.scaling_factor, tile_size
+            )
+
+    def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        pred = self.restore(batch).clamp(0, 1)
+        self._count_accuracy(batch)
+        return {"pred": pred}
+
+    # ------------------------------------------------------------------ labels and accuracy
+    def setup(self, stage: str) -> None:
+        """Map the datamodule's task vocabulary to degradation classes by canonical task name."""
+        names = getattr(getattr(self.trainer, "datamodule", None), "task_names", None)
+        if names:
+            self.task_to_class = torch.tensor([self._class_of_task(n) for n in names], dtype=torch.long)
+
+    def _class_of_task(self, task: str) -> int:
+        try:
+            name = canonical_task(str(task))
+        except ValueError:
+            return -1
+        return self.degradation_classes.index(name) if name in self.degradation_classes else -1
+
+    def degradation_targets(self, batch: dict[str, Any]) -> Tensor:
+        """Degradation class per sample (-1 unknown) from the task index, else ``params["task"]``."""
+        task = batch.get("task")
+        size = batch["lq"].shape[0]
+        if not isinstance(task, Tensor):
+            task = torch.full((size,), -1, dtype=torch.long)
+        lookup = self.task_to_class.to(task.device)
+        known = (task >= 0) & (task < len(lookup))
+        safe = task.clamp(0, max(len(lookup) - 1, 0))
+        targets = torch.where(known, lookup[safe], torch.full_like(task, -1)) if len(lookup) else -torch.ones_like(task)
+        for i, params in enumerate(batch.get("params") or []):
+            if int(targets[i]) < 0 and isinstance(params, dict) and params.get("task"):
+                targets[i] = self._class_of_task(str(params["task"]))
+        return targets
+
+    def _count_accuracy(self, batch: dict[str, Any]) -> None:
+        targets = self.degradation_targets(batch).to(self.device)
+        valid = targets >= 0
+        if not bool(valid.any()):
+            return
+        if self._accuracy is None:
+            self._accuracy = torch.zeros(2, len(self.degradation_classes), device=self.device)  # correct, seen
+        hits = (self.classify(batch["lq"].float()) == targets).float()
+        self._accuracy[0].index_add_(0, targets[valid], hits[valid])
+        self._accuracy[1].index_add_(0, targets[valid], torch.ones_like(hits[valid]))
+
+    def _log_accuracy(self, stage: str) -> None:
+        if self._accuracy is None:
+            return
+        counts = self.trainer.strategy.reduce(self._accuracy, reduce_op="sum")
+        self._accuracy = None
+        correct, seen = counts[0], counts[1]
+        self.log(f"{stage}/deg_acc", correct.sum() / seen.sum().clamp(min=1), add_dataloader_idx=False)
+        for i, name in enumerate(self.degradation_classes):
+            if float(seen[i]) > 0:
+                self.log(f"{stage}/deg_acc/{name}", correct[i] / seen[i], add_dataloader_idx=False)
+
+    def on_validation_epoch_start(self) -> None:
+        self._accuracy = None
+
+    def on_test_epoch_start(self) -> None:
+        self._accuracy = None
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_accuracy("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_accuracy("test")
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def restore(self, batch: dict[str, Any], decoder: str | None = None, **sampling: Any) -> Tensor:
+        """Sample (UniPC, 20 steps by default) and decode; ``decoder="plain"`` is "Ours_S"."""
+        if decoder is not None:
+            if decoder not in DECODERS:
+                raise RestoreZooError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
+            batch = {**batch, "decoder": decoder}
+        return super().restore(batch, **sampling)
+
+
+# ====================================================================== stage 2: the decoder's losses
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+"""torchvision's ImageNet VGG-19 (``VGG19_Weights.IMAGENET1K_V1``) file name."""
+
+VGG19_TAPS = (4, 9, 18, 27, 36)
+"""Ends of the ``vgg19().features`` slices whose last layer is relu1_2, relu2_2, relu3_4, relu4_4, relu5_4."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _vgg19_imagenet_state() -> dict[str, Tensor]:
+    """torchvision's ImageNet VGG-19 state dict: torch hub cache, ``$RESTOREZOO_WEIGHTS``, else a download."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if cached.is_file():
+        return load_state_dict(cached)
+    try:
+        return load_state_dict(resolve_weights(VGG19_FILE, what="VGG-19 weights", download=False))
+    except WeightsNotFoundError:
+        pass
+    from torchvision.models import VGG19_Weights
+
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    hint = (
+        f"download {url} into {cached.parent} or ${WEIGHTS_ENV}, or pass its path as perceptual_weights "
+        "('tiny-random' only for smoke tests)"
+    )
+    if _offline():
+        raise WeightsNotFoundError(f"VGG-19 ImageNet weights {VGG19_FILE} not found (offline); {hint}")
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsNotFoundError(
+            f"VGG-19 ImageNet weights {VGG19_FILE} unreachable ({type(error).__name__}); {hint}"
+        ) from None
+
+
+def build_vgg_stages(weights: str = "imagenet") -> nn.ModuleList:
+    """Frozen feature stages for the perceptual loss.
+
+    ``"imagenet"``: torchvision's VGG-19 up to relu5_4 (the paper's loss). A path: a VGG-19 state dict
+    file in torchvision's layout. ``"tiny-random"``: a 3-stage random VGG-like net from a fixed seed,
+    only so tests and CPU quickstarts run offline — its "perceptual" loss means nothing.
+    """
+    if weights == "tiny-random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            widths = (3, 8, 16, 32)
+            stages = nn.ModuleList(
+                nn.Sequential(
+                    *([nn.MaxPool2d(2)] if i else []),
+                    nn.Conv2d(widths[i], widths[i + 1], 3, padding=1),
+                    nn.ReLU(),
+                    nn.Conv2d(widths[i + 1], widths[i + 1], 3, padding=1),
+                    nn.ReLU(),
+                )
+                for i in range(3)
+            )
+    else:
+        from torchvision.models import vgg19
+
+        state = (
+            _vgg19_imagenet_state()
+            if weights == "imagenet"
+            else load_state_dict(resolve_weights(weights, what="VGG-19 weights"))
+        )
+        vgg = vgg19(weights=None)
+        vgg.load_state_dict(state, strict=True)
+        bounds = (0, *VGG19_TAPS)
+        stages = nn.ModuleList(vgg.features[bounds[i] : bounds[i + 1]] for i in range(len(VGG19_TAPS)))
+    stages.requires_grad_(False)
+    return stages.eval()
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 distance of frozen VGG features of two images in [0, 1] (ImageNet-normalised)."""
+
+    def __init__(self, weights: str = "imagenet") -> None:
+        super().__init__()
+        self.stages = build_vgg_stages(weights)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        return super().train(False)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        x = (prediction - self.mean) / self.std
+        y = (target - self.mean) / self.std
+        loss = prediction.new_zeros(())
+        for stage in self.stages:
+            x, y = stage(x), stage(y)
+            loss = loss + F.l1_loss(x, y.detach())
+        return loss / len(self.stages)
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix's N-layer PatchGAN: one real/fake logit per overlapping patch (70×70 at 3 layers)."""
+
+    def __init__(self, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        model: list[nn.Module] = [nn.Conv2d(3, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        width = channels
+        for n in range(1, layers + 1):
+            out = channels * min(2**n, 8)
+            stride = 2 if n < layers else 1
+            model += [
+                nn.Conv2d(width, out, 4, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.LeakyReLU(0.2),
+            ]
+            width = out
+        model.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*model)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits of images in [0, 1]."""
+        return self.model(images * 2 - 1)
+
+
+# ====================================================================== stage 2: the decoder's module
+def build_stage1(spec: str | dict[str, Any]) -> DiffRestorer:
+    """The frozen stage-1 model a decoder trains against: a ``restorezoo fit`` checkpoint, or init
+    args of a random ``DiffRestorer`` (smoke tests; built from a fixed seed so it reloads identically)."""
+    if isinstance(spec, dict):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = DiffRestorer(**spec)
+    else:
+        loaded = DiffRestorer.from_checkpoint(resolve_weights(spec, what="Diff-Restorer stage-1 checkpoint"))
+        assert isinstance(loaded, DiffRestorer)
+        model = loaded
+    model.requires_grad_(False)
+    return model.eval()
+
+
+class DiffRestorerDecoder(RestorationModule):
+    """Diff-Restorer stage 2: train the degradation-aware decoder on z0 = E(HQ) (§3.4).
+
+    The VAE encoder stays frozen; the decoder (a copy of SD's) and its refinement blocks learn to
+    decode the HQ latents with the LQ image's encoder features and P_D from the frozen stage-1 model,
+    under L2 + 0.1·VGG-19 perceptual + 0.001·adversarial (PatchGAN, non-saturating) losses. Validation
+    and test restore through stage 1 with this decoder, so the table shows the combined model.
+    ``DiffRestorer(decoder_ckpt=<this checkpoint>)`` combines them later.
+
+    Args:
+        stage1: a stage-1 ``restorezoo fit`` checkpoint, or ``DiffRestorer`` init args (random; smoke tests).
+        perceptual_weights: "imagenet" (torchvision's VGG-19: cache, ``$RESTOREZOO_WEIGHTS`` or download),
+            a VGG-19 state-dict file, or "tiny-random" (a random VGG-like net; tests/quickstarts only).
+        l2_weight, perceptual_weight, adversarial_weight: loss weights (paper: 1, 0.1, 0.001).
+        train_decoder: train the decoder copy too (paper: only the encoder is frozen); False trains the
+            refinement blocks alone.
+        disc_channels, disc_layers: PatchGAN width and depth.
+        lr, betas, weight_decay: AdamW of the decoder and of the discriminator.
+    """
+
+    def __init__(
+        self,
+        stage1: str | dict[str, Any] = "runs/diffrestorer/checkpoints/last.ckpt",
+        perceptual_weights: str = "imagenet",
+        l2_weight: float = 1.0,
+        perceptual_weight: float = 0.1,
+        adversarial_weight: float = 0.001,
+        train_decoder: bool = True,
+        disc_channels: int = 64,
+        disc_layers: int = 3,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.5, 0.9),
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self._frozen = [build_stage1(stage1), PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None]
+        stage = self.stage1
+        self.decoder = DegradationAwareDecoder(stage.sd.vae, int(stage.hparams.degradation_dim), train_decoder)
+        self.discriminator = PatchDiscriminator(disc_channels, disc_layers) if adversarial_weight > 0 else None
+        self.l2_weight, self.perceptual_weight, self.adversarial_weight = l2_weight, perceptual_weight, adversarial_weight
+        stage.set_refinement_decoder(self.decoder)
+
+    @property
+    def stage1(self) -> DiffRestorer:
+        """The frozen stage-1 model (not registered: never in this checkpoint; rebuilt from ``stage1``)."""
+        return self._frozen[0]
+
+    @property
+    def perceptual(self) -> PerceptualLoss | None:
+        return self._frozen[1]
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> DiffRestorerDecoder:
+        super()._apply(fn, recurse)
+        for module in self._frozen:
+            if module is not None:
+                module._apply(fn, recurse)
+        return self
+
+    def reconstruct(self, batch: dict[str, Any]) -> Tensor:
+        """The decoder's image of E(HQ) given the LQ image (training view), in [0, 1] (not clamped)."""
+        stage, sd = self.stage1, self.stage1.sd
+        hq, lq = batch["hq"].float(), batch["lq"].float()
+        stage._check_size(hq)
+        with torch.no_grad():
+            latents = sd.encode_image(hq) / sd.scaling_factor
+            features = vae_encoder_features(sd.vae, lq)
+            p_d = stage.prompts(lq, stage.sampling_control)[1]
+        return (self.decoder(latents, features, p_d).float() + 1) / 2
+
+    def generator_losses(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """(weighted loss, its parts, the reconstruction)."""
+        hq = batch["hq"].float()
+        prediction = self.reconstruct(batch)
+        parts = {"l2": F.mse_loss(prediction, hq)}
+        loss = self.l2_weight * parts["l2"]
+        if self.perceptual is not None:
+            parts["perceptual"] = self.perceptual(prediction, hq)
+            loss = loss + self.perceptual_weight * parts["perceptual"]
+        if self.discriminator is not None:
+            parts["adversarial"] = F.softplus(-self.discriminator(prediction)).mean()
+            loss = loss + self.adversarial_weight * parts["adversarial"]
+        return loss, parts, prediction
+
+    def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The decoder's loss (the discriminator's step is in ``training_step``)."""
+        loss, parts, _ = self.generator_losses(batch)
+        return loss, {name: value.detach() for name, value in parts.items()}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        loss, parts, prediction = self.generator_losses(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite decoder loss ({loss.item()}) at step {self.global_step}")
+        optimizers[0].zero_grad()
+        self.manual_backward(loss)
+        optimizers[0].step()
+        size = batch["lq"].shape[0]
+        if self.discriminator is not None:
+            real = self.discriminator(batch["hq"].float())
+            fake = self.discriminator(prediction.detach())
+            loss_d = F.softplus(-real).mean() + F.softplus(fake).mean()
+            optimizers[1].zero_grad()
+            self.manual_backward(loss_d)
+            optimizers[1].step()
+            self.log("train/discriminator", loss_d.detach(), batch_size=size)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
+        for name, value in parts.items():
+            self.log(f"train/{name}", value.detach(), batch_size=size)
+        return loss.detach()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """AdamW for the decoder (+ refinement blocks) and, with an adversarial loss, the discriminator."""
+        params = [p for p in self.decoder.parameters() if p.requires_grad]
+        optimizers = [torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)]
+        if self.discriminator is not None:
+            optimizers.append(
+                torch.optim.AdamW(self.discriminator.parameters(), lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+            )
+        return optimizers
+
+    @torch.no_grad()
+    def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
+        """Stage-1 sampling decoded with this decoder (the combined model)."""
+        self.stage1.set_refinement_decoder(self.decoder)
+        return self.stage1.restore(batch, decoder="drb", **sampling)
+
+
+def load_refinement_decoder(path: str | Path, vae: nn.Module, degradation_dim: int = 256) -> DegradationAwareDecoder:
+    """The ``decoder.*`` weights of a ``DiffRestorerDecoder`` checkpoint, strictly, on a copy of ``vae``."""
+    checkpoint = load_checkpoint(resolve_weights(path, what="Diff-Restorer decoder checkpoint"))
+    state = checkpoint.get("state_dict", checkpoint)
+    decoder_state = {k.removeprefix("decoder."): v for k, v in state.items() if k.startswith("decoder.")}
+    if not decoder_state:
+        raise RestoreZooError(f"{path} holds no 'decoder.*' weights; is it a DiffRestorerDecoder checkpoint?")
+    decoder = DegradationAwareDecoder(vae, degradation_dim)
+    decoder.load_state_dict(decoder_state, strict=True)
+    return decoder.requires_grad_(False).eval()
+
+
+__all__ = [
+    "DECODERS",
+    "ControlDecoder",
+    "ControlEncoder",
+    "DegradationAwareDecoder",
+    "DegradationAwareRefinementBlock",
+    "DegradationModulationBlock",
+    "DiffRestorer",
+    "DiffRestorerControl",
+    "DiffRestorerDecoder",
+    "PatchDiscriminator",
+    "PerceptualLoss",
+    "PromptProcessor",
+    "build_clip_image_encoder",
+    "build_stage1",
+    "build_vgg_stages",
+    "decode_with_refinement",
+    "load_refinement_decoder",
+    "vae_encoder_features",
+]
