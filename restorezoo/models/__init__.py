@@ -8,6 +8,7 @@ from restorezoo.models.diffrestorer import DiffRestorer, DiffRestorerDecoder
 from restorezoo.models.instructir import InstructIR, InstructIRNet
 from restorezoo.models.irsde import IRSDE
 from restorezoo.models.nafnet_daclip import NAFNetDACLIP
+from restorezoo.models.spire import SPIRE
 
 MODELS: dict[str, type[L.LightningModule]] = {
     "instructir": InstructIR,
@@ -16,6 +17,7 @@ MODELS: dict[str, type[L.LightningModule]] = {
     "nafnet_daclip": NAFNetDACLIP,
     "diffrestorer": DiffRestorer,
     "diffrestorer_decoder": DiffRestorerDecoder,
+    "spire": SPIRE,
 }
 """Short name → LightningModule class. All but ``daclip`` (a conditioner) are restorers."""
 
@@ -29,5 +31,6 @@ __all__ = [
     "InstructIRNet",
     "NAFNetDACLIP",
     "RestorationModule",
+    "SPIRE",
     "build_daclip",
 ]
