@@ -524,7 +524,11 @@ class DiffRestorer(LatentDiffusionRestorer):
         """Map the datamodule's task vocabulary to degradation classes by canonical task name."""
         names = getattr(getattr(self.trainer, "datamodule", None), "task_names", None)
         if names:
-            self.task_to_class = torch.tensor([self._class_of_task(n) for n in names], dtype=torch.long)
+            self.set_task_names(names)
+
+    def set_task_names(self, names: Sequence[str]) -> None:
+        """The vocabulary that ``batch["task"]`` indexes (``setup`` takes it from the datamodule)."""
+        self.task_to_class = torch.tensor([self._class_of_task(n) for n in names], dtype=torch.long)
 
     def _class_of_task(self, task: str) -> int:
         try:
