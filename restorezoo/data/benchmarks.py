@@ -167,8 +167,36 @@ PRESETS: dict[str, BenchmarkPreset] = {
             captions="COCO/annotations/captions_val2017.json",
             paper="SPIRE Tab. 1 (MS-COCO val with captions, parameterized degradation; paper uses 3000 images)",
         ),
+        *(
+            BenchmarkPreset(
+                f"cbsd68_{mixture.replace('+', '_')}",
+                MIXED,
+                "CBSD68/original_png",
+                INSTRUCTIR_RGB,
+                degradation=mixture,
+                paper=f"Diff-Restorer mixed test set {mixture} (its levels; the clean set is restorezoo's choice)",
+            )
+            for mixture in ("noise+blur", "snow+noise", "raindrop+noise+blur", "jpeg+noise+blur")
+        ),
     )
 }
+
+DIFFRESTORER_BENCHMARKS: tuple[str, ...] = (
+    "cbsd68_sigma50",
+    "lol",
+    "sots_outdoor",
+    "rain100h",
+    "raindrop_a",
+    "snow100k_l",
+    "gopro",
+    "live1_q10",
+    "cbsd68_noise_blur",
+    "cbsd68_snow_noise",
+    "cbsd68_raindrop_noise_blur",
+    "cbsd68_jpeg_noise_blur",
+)
+"""Diff-Restorer's eight single-degradation test sets (noise σ 50, low-light, haze, rain, raindrop, snow,
+blur, JPEG q 10; public sets standing in where the paper's own are not distributed) and its four mixtures."""
 
 
 class Benchmark(RestorationDataset):
