@@ -17,3 +17,15 @@ class ImageLoadError(RestoreZooError, ValueError):
 
 class DataError(RestoreZooError, ValueError):
     """A dataset is misconfigured: missing folders, unmatched pairs, bad manifest rows."""
+
+
+class CheckpointError(RestoreZooError, ValueError):
+    """A checkpoint is unsafe to unpickle, or holds another model or other shapes than asked for."""
+
+
+class NonFiniteLossError(RestoreZooError, FloatingPointError):
+    """Training produced too many non-finite losses in a row to go on."""
+
+
+class InvalidImageError(RestoreZooError, ValueError):
+    """An image tensor handed to the Python API is not B×3×H×W or holds NaN/inf values."""
