@@ -767,7 +767,9 @@ class LatentDiffusionRestorer(RestorationModule):
         """``predict`` with classifier-free guidance on the semantic prompt (both branches in one batch)."""
         if uncond is None:
             return self.predict(control, z_t, t, cond)
-        both = self.predict(control, torch.cat([z_t, z_t]), t, _concat_conditions(cond, uncond))
+        t = torch.as_tensor(t, device=z_t.device)
+        t_both = torch.cat([t, t]) if t.ndim else t  # per-sample timesteps go with both halves
+        both = self.predict(control, torch.cat([z_t, z_t]), t_both, _concat_conditions(cond, uncond))
         cond_out, uncond_out = both.chunk(2)
         return guided(cond_out, uncond_out, scale)
 
