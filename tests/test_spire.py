@@ -196,3 +196,31 @@ def test_cli_fit_test_and_restore_with_prompt_and_caption(tmp_path: Path, monkey
     assert Image.open(tmp_path / "out.png").size == (24, 20)
     reloaded = load_model(ckpt=ckpt)
     assert isinstance(reloaded, SPIRE) and reloaded.hparams.pretrained == "tiny"
+
+
+@pytest.mark.slow
+def test_paper_config_runs_on_the_coco_layout_with_a_tiny_backbone(tmp_path: Path, monkeypatch):
+    import json
+
+    from restorezoo.cli import main
+    from tests.conftest import write_photo
+
+    root = tmp_path / "data" / "COCO"
+    for split in ("train2017", "val2017"):
+        for i in range(4):
+            write_photo(root / split / f"{i:012d}.png", seed=i, size=(40, 56))
+        coco = {
+            "images": [{"id": i, "file_name": f"{i:012d}.png"} for i in range(4)],
+            "annotations": [{"image_id": i, "caption": f"a pattern number {i}"} for i in range(4)],
+        }
+        (root / "annotations").mkdir(exist_ok=True)
+        (root / "annotations" / f"captions_{split}.json").write_text(json.dumps(coco))
+    monkeypatch.chdir(tmp_path)
+    for config in ("spire.yaml", "controlnet_sr.yaml"):
+        main([
+            "fit", "--config", str(REPO / "configs/spire" / config), "--model.init_args.pretrained", "tiny",
+            "--model.init_args.steps", "2", "--trainer.fast_dev_run", "2", "--trainer.accelerator", "cpu",
+            "--trainer.devices", "1", "--trainer.precision", "32-true", "--data.init_args.batch_size", "2",
+            "--data.init_args.patch_size", "32", "--data.init_args.num_workers", "0", "--metrics.learned", "[]",
+            "--metrics.save_images", "0",
+        ])
