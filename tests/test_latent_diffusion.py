@@ -197,3 +197,35 @@ def test_restorer_base_keeps_the_backbone_out_of_checkpoints_and_samples():
     assert model.sd.dtype == torch.float64  # moves reach the unregistered backbone
     with pytest.raises(RestoreZooError, match="divisible by 8"):
         model.training_loss({**batch, "lq": torch.rand(1, 3, 30, 30), "hq": torch.rand(1, 3, 30, 30)})
+
+
+def _save_diffusers_folder(sd: FrozenStableDiffusion, root) -> None:
+    """The tiny parts in SD's diffusers layout, with a small hand-made CLIP BPE vocabulary."""
+    import json
+
+    from transformers import CLIPTokenizer
+
+    sd.unet.save_pretrained(root / "unet")
+    sd.vae.save_pretrained(root / "vae")
+    sd.text_encoder.save_pretrained(root / "text_encoder")
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.;")
+    vocab = {c: i for i, c in enumerate(chars)} | {c + "</w>": len(chars) + i for i, c in enumerate(chars)}
+    vocab |= {"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1}
+    (root / "vocab.json").write_text(json.dumps(vocab))
+    (root / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(root / "vocab.json"), str(root / "merges.txt")).save_pretrained(root / "tokenizer")
+    (root / "scheduler").mkdir()
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "PNDMScheduler", **sd.scheduler_config}))
+
+
+def test_from_pretrained_loads_a_diffusers_folder_with_safetensors(sd, tmp_path, monkeypatch):
+    _save_diffusers_folder(sd, tmp_path / "sd")
+    assert list((tmp_path / "sd" / "unet").glob("*.safetensors"))
+    monkeypatch.setenv("RESTOREZOO_WEIGHTS", str(tmp_path))
+    loaded = FrozenStableDiffusion.from_pretrained("someone/sd")  # found as $RESTOREZOO_WEIGHTS/sd
+    assert all(not p.requires_grad for p in loaded.parameters())
+    z_t, t, context = _inputs(sd)
+    assert torch.equal(loaded.unet_forward(z_t, t, context), sd.unet_forward(z_t, t, context))
+    ids = loaded.tokenizer(["deblur with sigma 3.0"])
+    assert ids.shape == (1, 77) and loaded.encode_text(["deblur"]).shape == (1, 77, 32)
+    assert loaded.scheduler_config["beta_schedule"] == "scaled_linear" and loaded.scaling_factor == sd.scaling_factor

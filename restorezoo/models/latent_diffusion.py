@@ -86,9 +86,9 @@ class OpenCLIPTokenizer:
 class HFCLIPTokenizer:
     """transformers' CLIPTokenizer of an SD folder, called like ``OpenCLIPTokenizer``."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, max_length: int = 77) -> None:
         self.tokenizer = tokenizer
-        self.model_max_length = int(tokenizer.model_max_length)
+        self.model_max_length = min(int(tokenizer.model_max_length), max_length)
 
     def __call__(self, prompts: Sequence[str]) -> Tensor:
         out = self.tokenizer(
@@ -246,7 +246,10 @@ class FrozenStableDiffusion(nn.Module):
         text_encoder = CLIPTextModel.from_pretrained(
             root, subfolder="text_encoder", use_safetensors=safetensors("text_encoder"), **dtype
         )
-        tokenizer = HFCLIPTokenizer(CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"))
+        tokenizer = HFCLIPTokenizer(
+            CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"),
+            max_length=int(text_encoder.config.max_position_embeddings),
+        )
         scheduler_file = root / "scheduler" / "scheduler_config.json"
         scheduler_config = SD15_SCHEDULER
         if scheduler_file.is_file():
