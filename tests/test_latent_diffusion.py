@@ -81,6 +81,17 @@ def test_text_encoding_shapes_cache_and_prompt_sensitivity(sd):
     assert not torch.allclose(batch[0], batch[1])
     sd._text_cache.clear()
     assert torch.allclose(sd.encode_text(["Deblur with sigma 3.0"])[0], batch[1], atol=1e-6)
+    many = [f"prompt {i}" for i in range(sd.cache_size + 5)]  # a batch larger than the cache
+    assert torch.allclose(sd.encode_text(many)[0], sd.encode_text(["prompt 0"])[0], atol=1e-6)
+
+
+def test_text_encoded_in_inference_mode_can_still_feed_a_training_step(sd):
+    with torch.inference_mode():  # Lightning's validation
+        sd.encode_text(["seen in validation"])
+    context = sd.encode_text(["seen in validation"])
+    to_k = nn.Linear(32, 8)  # a trainable cross-attention projection saves its input for backward
+    to_k(context).sum().backward()
+    assert to_k.weight.grad is not None
 
 
 def test_vae_round_trip_shapes_and_tiled_decode(sd):

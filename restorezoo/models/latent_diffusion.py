@@ -294,24 +294,29 @@ class FrozenStableDiffusion(nn.Module):
     # ------------------------------------------------------------------ text and images
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> Tensor:
-        """CLIP last hidden states, B×77×D, for a list of prompts (small LRU cache per string)."""
+        """CLIP last hidden states, B×77×D, for a list of prompts (small LRU cache per string).
+
+        Embeddings computed under ``inference_mode`` (Lightning's validation) are not cached: such
+        tensors could not be saved for backward when a later training step reads them.
+        """
         prompts = list(prompts)
+        fresh: dict[str, Tensor] = {}
         missing = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
         if missing:
             ids = self.tokenizer(missing).to(self.device)
-            hidden = self.text_encoder(ids)[0]
-            for prompt, row in zip(missing, hidden):
-                self._text_cache[prompt] = row
-                if len(self._text_cache) > self.cache_size:
-                    self._text_cache.popitem(last=False)
+            fresh = dict(zip(missing, self.text_encoder(ids)[0]))
+            if not torch.is_inference_mode_enabled():
+                for prompt, row in fresh.items():
+                    self._text_cache[prompt] = row
+                    if len(self._text_cache) > self.cache_size:
+                        self._text_cache.popitem(last=False)
         rows = []
         for prompt in prompts:
-            row = self._text_cache.get(prompt)
-            if row is None:  # evicted by a batch larger than the cache
-                row = self.text_encoder(self.tokenizer([prompt]).to(self.device))[0][0]
+            if prompt in fresh:
+                rows.append(fresh[prompt])
             else:
                 self._text_cache.move_to_end(prompt)
-            rows.append(row)
+                rows.append(self._text_cache[prompt])
         return torch.stack(rows)
 
     @torch.no_grad()
