@@ -148,16 +148,16 @@ def test_vgg19_weights_offline_give_one_clear_line(tmp_path: Path, monkeypatch: 
 
 def test_degradation_loss_drives_accuracy_above_chance_after_a_short_fit():
     L.seed_everything(0)
-    model = DiffRestorer(**{**TINY, "lr": 3e-3, "min_lr": 3e-3, "deg_weight": 2.0})
+    model = DiffRestorer(**{**TINY, "lr": 3e-3, "min_lr": 3e-3, "deg_weight": 2.0, "steps": 1})
     data = RestorationDataModule(
         train=[Sample("train", tasks=TASKS, repeat=4)],
-        val=[Sample("test", tasks=TASKS, max_side=32)],
-        batch_size=8,
-        patch_size=32,
+        val=[Sample("test", tasks=TASKS, max_side=16)],
+        batch_size=6,
+        patch_size=16,
         task_names=TASKS,
     )
     trainer = L.Trainer(
-        accelerator="cpu", max_steps=25, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        accelerator="cpu", max_steps=20, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
     )
     trainer.fit(model, data)
@@ -179,6 +179,7 @@ QUICK = [
 ]
 
 
+@pytest.mark.slow  # four CLI runs and two reloads: about a minute on an idle 2-core CPU
 def test_cli_fit_stage1_fit_decoder_test_both_decoders_restore_and_reload(tmp_path: Path, capsys):
     from restorezoo import load_model
     from restorezoo.data.io import save_image
@@ -211,6 +212,7 @@ def test_cli_fit_stage1_fit_decoder_test_both_decoders_restore_and_reload(tmp_pa
         assert (tmp_path / "out.png").is_file()
     finally:
         os.chdir(previous)
+    # the decoder checkpoint records its stage-1 checkpoint by absolute path: it reloads from anywhere
     combined = load_model(ckpt=decoder)
     assert isinstance(combined, DiffRestorerDecoder)
     alone = load_model(ckpt=stage1)

@@ -401,6 +401,7 @@ class DiffRestorer(LatentDiffusionRestorer):
         if decoder not in DECODERS:
             raise RestoreZooError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
         self.degradation_classes = [canonical_task(str(c)) for c in degradation_classes]
+        self.clip_model, self.degradation_dim = clip_model, degradation_dim
         self._clip = [build_clip_image_encoder(clip_model, clip_pretrained)]
         clip_dim = int(self.clip.output_dim)
         self.control = DiffRestorerControl(
@@ -773,10 +774,12 @@ class DiffRestorerDecoder(RestorationModule):
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, betas=betas)
         self.save_hyperparameters()
+        if isinstance(stage1, str) and Path(stage1).is_file():
+            self.hparams["stage1"] = str(Path(stage1).resolve())  # reloads from any working directory
         self.automatic_optimization = False
         self._frozen = [build_stage1(stage1), PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None]
         stage = self.stage1
-        self.decoder = DegradationAwareDecoder(stage.sd.vae, int(stage.hparams.degradation_dim), train_decoder)
+        self.decoder = DegradationAwareDecoder(stage.sd.vae, stage.degradation_dim, train_decoder)
         self.discriminator = PatchDiscriminator(disc_channels, disc_layers) if adversarial_weight > 0 else None
         self.l2_weight, self.perceptual_weight, self.adversarial_weight = l2_weight, perceptual_weight, adversarial_weight
         stage.set_refinement_decoder(self.decoder)
