@@ -224,3 +224,20 @@ def test_paper_config_runs_on_the_coco_layout_with_a_tiny_backbone(tmp_path: Pat
             "--data.init_args.patch_size", "32", "--data.init_args.num_workers", "0", "--metrics.learned", "[]",
             "--metrics.save_images", "0",
         ])
+
+
+def test_clip_i_metric_is_na_offline_and_scores_cosine_similarity(monkeypatch):
+    import open_clip
+
+    from restorezoo.metrics.learned import WEIGHTS_UNAVAILABLE, LearnedMetric
+    from restorezoo.models.daclip import _tiny_clip
+
+    offline = LearnedMetric("clip_i")
+    assert not offline.available and offline.reason == WEIGHTS_UNAVAILABLE and not offline.lower_better
+
+    monkeypatch.setattr(open_clip, "create_model", lambda *args, **kwargs: _tiny_clip()[0])
+    metric = LearnedMetric("clip_i")
+    images = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    same = metric(images, images)
+    assert same.shape == (2,) and torch.allclose(same, torch.ones(2, dtype=torch.float64), atol=1e-5)
+    assert (metric(images, images.flip(0)) < 0.9999).all()

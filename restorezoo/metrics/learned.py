@@ -1,4 +1,5 @@
-"""Learned quality metrics (LPIPS, DISTS, NIQE, MUSIQ, CLIP-IQA) through pyiqa, optional by design.
+"""Learned quality metrics (LPIPS, DISTS, NIQE, MUSIQ, CLIP-IQA through pyiqa; CLIP-I through open_clip),
+optional by design.
 
 These metrics need pretrained weights that pyiqa downloads on first use. On an offline machine, a
 cluster node without internet or a CI runner, that download must not hang a test run or crash it
@@ -24,6 +25,8 @@ from torch import Tensor
 
 __all__ = [
     "KNOWN_LEARNED",
+    "OPEN_CLIP_METRICS",
+    "ClipImageSimilarity",
     "LearnedMetric",
     "LearnedSpec",
     "PYIQA_MISSING",
@@ -49,8 +52,32 @@ KNOWN_LEARNED: dict[str, LearnedSpec] = {
     "niqe": LearnedSpec(full_reference=False, lower_better=True),
     "musiq": LearnedSpec(full_reference=False, lower_better=False),
     "clipiqa": LearnedSpec(full_reference=False, lower_better=False),
+    "clip_i": LearnedSpec(full_reference=True, lower_better=False),
 }
-"""Supported names, spelled as pyiqa spells them."""
+"""Supported names, spelled as pyiqa spells them (``clip_i`` is restorezoo's, built on open_clip)."""
+
+OPEN_CLIP_METRICS: dict[str, tuple[str, str]] = {"clip_i": ("ViT-L-14", "openai")}
+"""Metrics computed with an open_clip model (architecture, pretrained tag) instead of pyiqa."""
+
+
+class ClipImageSimilarity(torch.nn.Module):
+    """CLIP-I (SPIRE Tab. 1): cosine similarity of the CLIP image embeddings of restoration and clean target."""
+
+    def __init__(self, arch: str, pretrained: str, device: torch.device) -> None:
+        super().__init__()
+        import open_clip
+
+        self.model = open_clip.create_model(arch, pretrained=pretrained, device=device).eval()
+        size = self.model.visual.image_size
+        self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+    def embed(self, images: Tensor) -> Tensor:
+        from restorezoo.models.daclip import clip_pixels
+
+        return torch.nn.functional.normalize(self.model.encode_image(clip_pixels(images, self.image_size)), dim=-1)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return (self.embed(pred) * self.embed(target)).sum(dim=-1)
 
 _CREATE_TIMEOUT_S = 10.0
 _lock = threading.Lock()
@@ -123,6 +150,13 @@ class LearnedMetric:
             if self._tried:
                 return
             self._tried = True
+            if self.name in OPEN_CLIP_METRICS:
+                try:
+                    with _offline_guard(self.timeout):
+                        self._net = ClipImageSimilarity(*OPEN_CLIP_METRICS[self.name], self.device)
+                except Exception as exc:  # offline, or no cached weights
+                    self._reason, self.detail = WEIGHTS_UNAVAILABLE, f"{type(exc).__name__}: {exc}"
+                return
             pyiqa, error = _import_pyiqa()
             if pyiqa is None:
                 self._reason, self.detail = PYIQA_MISSING, error or ""
