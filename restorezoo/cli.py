@@ -1,6 +1,7 @@
 """The ``restorezoo`` command: LightningCLI for fit/validate/test/predict, plus ``restore``, ``list``, ``sample``
 and ``data check``.
 
+``restorezoo export CKPT --to model.safetensors`` writes a weights-only file with its config beside it.
 ``main(args)`` runs in-process (tests call it). Models and datamodules are named by short class
 name in configs (``class_path: InstructIR``) because their packages are imported here. Failures a
 user can fix print one line, not a traceback.
@@ -9,9 +10,11 @@ user can fix print one line, not a traceback.
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from restorezoo.errors import RestoreZooError
 
@@ -33,6 +36,17 @@ def _lightning_cli(args: list[str] | None) -> None:
             parser.add_lightning_class_args(RestorationMetrics, "metrics")
             parser.add_lightning_class_args(ImageWriter, "writer")
 
+        def before_fit(self) -> None:
+            # NaN guard, per-step seeding and the run record (config + vocabularies in every checkpoint)
+            from restorezoo.training import RunRecord, default_callbacks
+
+            try:
+                config = self._parser(self.subcommand).dump(self.config.get(str(self.subcommand), self.config))
+            except Exception:  # a config that cannot be dumped still trains; its checkpoints lack it
+                config = None
+            extra = [c for c in default_callbacks(self.trainer) if not isinstance(c, RunRecord)]
+            self.trainer.callbacks.extend([*extra, RunRecord(config=config)])
+
     RestorationCLI(
         model_class=L.LightningModule,  # restorers and conditioners (DA-CLIP) alike
         datamodule_class=RestorationDataModule,
@@ -50,28 +64,27 @@ def _restore(argv: list[str]) -> None:
     )
     parser.add_argument("images", nargs="+", help="input image files")
     parser.add_argument("--model", default=None, help="model name (restorezoo list); optional with --ckpt")
-    parser.add_argument("--ckpt", default=None, help="checkpoint written by `restorezoo fit`")
+    parser.add_argument("--ckpt", default=None, help="checkpoint written by `restorezoo fit` (or `export`)")
     parser.add_argument("--weights", default=None, help="released weights (e.g. im_instructir-7d.pt)")
     parser.add_argument("--extra-weights", default=None, help="second released file (e.g. lm_instructir-7d.pt)")
     parser.add_argument("--prompt", default="", help="instruction, e.g. 'remove the noise'")
     parser.add_argument("--caption", default="", help="semantic description of the content (diffusion models)")
     parser.add_argument("-o", "--output", default="restored", help="output folder, or file for one input")
     parser.add_argument("--suffix", default="_restored", help="added to output file stems in a folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (large images)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     opts = parser.parse_args(argv)
 
     from tqdm import tqdm
 
     from restorezoo import load_model
-    from restorezoo.data.io import load_image, save_image
+    from restorezoo.data.io import IMAGE_EXTENSIONS, load_image, save_image
     from restorezoo.inference import pick_device, restore_tensor
 
     inputs = [Path(p) for p in opts.images]
-    for path in inputs:
-        if not path.is_file():
-            raise RestoreZooError(f"input image not found: {path}")
     output = Path(opts.output)
-    as_file = len(inputs) == 1 and output.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+    as_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS
     targets = [output if as_file else output / f"{p.stem}{opts.suffix}.png" for p in inputs]
     resolved_inputs = {p.resolve() for p in inputs}
     for target in targets:
@@ -80,13 +93,58 @@ def _restore(argv: list[str]) -> None:
     if len(set(targets)) != len(targets):
         raise RestoreZooError("several inputs share a file name; restore them into separate folders")
 
-    model = load_model(opts.model, ckpt=opts.ckpt, weights=opts.weights, extra_weights=opts.extra_weights)
+    model = _load_for_restore(load_model, opts)
     model = model.to(pick_device(opts.device))
+    failures: list[str] = []
     for path, target in tqdm(list(zip(inputs, targets)), desc="restoring", unit="img", disable=len(inputs) < 2):
-        image = load_image(path)
-        restored = restore_tensor(model, image, opts.prompt, opts.caption)
-        save_image(restored, target)
+        try:  # one bad file is reported and skipped, the batch goes on
+            if target.exists() and not opts.overwrite:
+                raise RestoreZooError(f"{target} exists; pass --overwrite to replace it")
+            image = load_image(path)
+            restored = restore_tensor(model, image, opts.prompt, opts.caption, tile=opts.tile)
+            if restored.shape[-2:] != image.shape[-2:]:
+                raise RestoreZooError(
+                    f"{path}: the model returned {tuple(restored.shape[-2:])} for a {tuple(image.shape[-2:])} input"
+                )
+            save_image(restored, target)
+        except RestoreZooError as error:
+            failures.append(str(error))
+            print(f"restorezoo: error: {error}", file=sys.stderr)
+            continue
         print(f"{path} -> {target}")
+    if failures:
+        print(f"restorezoo: {len(failures)} of {len(inputs)} images failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _load_for_restore(load_model: Any, opts: argparse.Namespace) -> Any:
+    """``load_model`` with a released file that does not fit the model as one line, not a traceback."""
+    try:
+        return load_model(opts.model, ckpt=opts.ckpt, weights=opts.weights, extra_weights=opts.extra_weights)
+    except (RuntimeError, KeyError) as error:
+        source = opts.ckpt or opts.weights
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RestoreZooError(
+            f"{source} does not fit --model {opts.model}: {first}; check the model name and variant it was released for"
+        ) from error
+
+
+def _export(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="restorezoo export",
+        description="Write a fit checkpoint as weights-only safetensors plus its config (model.yaml) beside it.",
+    )
+    parser.add_argument("ckpt", help="checkpoint written by `restorezoo fit`")
+    parser.add_argument("--to", required=True, help="output file, e.g. model.safetensors")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    opts = parser.parse_args(argv)
+
+    from restorezoo.export import export_checkpoint
+
+    weights, config = export_checkpoint(opts.ckpt, opts.to, overwrite=opts.overwrite)
+    print(f"wrote {weights} and {config}")
 
 
 def _list(argv: list[str]) -> None:
@@ -147,7 +205,7 @@ def _data(argv: list[str]) -> None:
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``restorezoo`` console script."""
     argv = list(sys.argv[1:] if args is None else args)
-    tools = {"restore": _restore, "list": _list, "sample": _sample, "data": _data}
+    tools = {"restore": _restore, "list": _list, "sample": _sample, "data": _data, "export": _export}
     try:
         if argv and argv[0] in tools:
             tools[argv[0]](argv[1:])
@@ -155,6 +213,14 @@ def main(args: Sequence[str] | None = None) -> None:
             _lightning_cli(None if args is None else argv)
     except (RestoreZooError, FloatingPointError) as error:
         print(f"restorezoo: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except pickle.UnpicklingError as error:  # Lightning's own --ckpt_path loading (weights_only) refused a file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling refused"
+        print(
+            f"restorezoo: error: refusing to load a checkpoint that holds more than weights ({first}); "
+            "only resume from checkpoints written by restorezoo fit",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
 
 

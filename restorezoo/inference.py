@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
 from restorezoo.data.batch import batch_from_images
-from restorezoo.data.io import save_image
+from restorezoo.data.io import check_image_tensor, save_image
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -28,13 +28,17 @@ def restore_tensor(
     lq: Tensor,
     prompt: str | Sequence[str] | None = None,
     caption: str | Sequence[str] | None = None,
+    tile: int | None = None,
+    tile_overlap: int = 32,
     **sampling: Any,
 ) -> Tensor:
     """Restore a B×3×H×W (or 3×H×W) tensor of any size with a zoo model, under ``inference_mode``.
 
     Models pad to their own multiple and crop back, so any size works; on CUDA the pass runs in
-    bf16 autocast. Returns B×3×H×W in [0, 1] on the input's device.
+    bf16 autocast. With ``tile`` the image is restored in overlapping tiles (averaged where they
+    overlap), so memory stays bounded on large photos. Returns B×3×H×W in [0, 1] on the input's device.
     """
+    check_image_tensor(lq, "input tensor")
     single = lq.ndim == 3
     device = next(model.parameters()).device
     batch = batch_from_images(lq.to(device), prompt, caption)
@@ -43,11 +47,39 @@ def restore_tensor(
     model.eval()
     try:
         with torch.inference_mode(), autocast:
-            out = model.restore(batch, **sampling).float().clamp(0, 1)
+            if tile is not None and max(batch["lq"].shape[-2:]) > tile:
+                out = _restore_tiled(model, batch, tile, tile_overlap, **sampling)
+            else:
+                out = model.restore(batch, **sampling).float().clamp(0, 1)
     finally:
         model.train(was_training)
     out = out.to(lq.device)
     return out[0] if single else out
+
+
+def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return [*starts, length - tile]
+
+
+def _restore_tiled(model: torch.nn.Module, batch: dict[str, Any], tile: int, overlap: int, **sampling: Any) -> Tensor:
+    """Restore ``batch["lq"]`` tile by tile and average the overlaps (each tile is a batch of its own)."""
+    if tile < 16 or not 0 <= overlap < tile:
+        raise ValueError(f"tile must be >= 16 and overlap in [0, tile), got tile={tile}, overlap={overlap}")
+    lq = batch["lq"]
+    height, width = lq.shape[-2:]
+    out = torch.zeros(lq.shape, dtype=torch.float32, device=lq.device)
+    weight = torch.zeros((1, 1, height, width), dtype=torch.float32, device=lq.device)
+    stride = tile - overlap
+    for top in _tile_starts(height, tile, stride):
+        for left in _tile_starts(width, tile, stride):
+            window = (..., slice(top, top + tile), slice(left, left + tile))
+            part = model.restore({**batch, "lq": lq[window]}, **sampling).float().clamp(0, 1)
+            out[window] += part
+            weight[window] += 1
+    return out / weight
 
 
 class ImageWriter(BasePredictionWriter):

@@ -16,13 +16,15 @@ never a hang or a half-built model. Loading never unpickles arbitrary objects: s
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from restorezoo.errors import WeightsNotFoundError
+from restorezoo.errors import CheckpointError, WeightsNotFoundError
 
 WEIGHTS_ENV = "RESTOREZOO_WEIGHTS"
 
@@ -104,14 +106,12 @@ def load_state_dict(path: str | os.PathLike[str], *, nested_keys: tuple[str, ...
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path), device="cpu")
-    else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_file(str(path), device="cpu")
         except Exception as error:
-            raise WeightsNotFoundError(
-                f"cannot load {path} safely (weights_only=True): {str(error).splitlines()[0]}"
-            ) from error
+            raise CheckpointError(f"{path} is not a valid safetensors file: {_first_line(error)}") from error
+    else:
+        state = safe_torch_load(path)
     for key in nested_keys:
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
             state = state[key]
@@ -121,14 +121,60 @@ def load_state_dict(path: str | os.PathLike[str], *, nested_keys: tuple[str, ...
     return strip_prefix(dict(state))
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict:
-    """Load a whole Lightning checkpoint (hyper-parameters + state dict) with ``weights_only=True``."""
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def safe_torch_load(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors; never unpickles code or arbitrary objects.
+
+    A file that needs more than tensors, containers and plain values to unpickle (a crafted pickle,
+    a whole pickled ``nn.Module``) is refused: nothing in it runs.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"checkpoint file not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsNotFoundError(
-            f"cannot load checkpoint {path} safely: {str(error).splitlines()[0]}"
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refusing to load {path}: it holds pickled objects beyond plain weights ({_first_line(error)}); "
+            "restorezoo only loads safetensors or weights-only files. If you trust its source, re-save its "
+            "state_dict (torch.save(model.state_dict(), ...)) or convert it to .safetensors"
         ) from error
+    except Exception as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(error)} (truncated or not a checkpoint?)") from error
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict:
+    """Load a whole Lightning checkpoint (hyper-parameters + state dict) with ``weights_only=True``."""
+    checkpoint = safe_torch_load(path)
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"{path} does not hold a checkpoint dict (found {type(checkpoint).__name__})")
+    return dict(checkpoint)
+
+
+def load_matching(module: torch.nn.Module, state_dict: Mapping[str, Tensor], source: str | os.PathLike[str]) -> None:
+    """``load_state_dict(strict=True)`` whose failure is one line: which keys or shapes differ and what to do."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        found = []
+        if missing:
+            found.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            found.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shapes:
+            found.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
+        raise CheckpointError(
+            f"{source} does not fit {type(module).__name__}: {'; '.join(found)}; it was trained with another model "
+            "or other sizes: load it with the model and config it was trained with"
+        )
+    module.load_state_dict(state_dict, strict=True)

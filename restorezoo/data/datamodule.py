@@ -9,16 +9,17 @@ accelerator in ``on_after_batch_transfer`` (BasicSR's Real-ESRGAN habit) through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Sampler, WeightedRandomSampler
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
 from restorezoo.data.batch import collate
-from restorezoo.data.datasets import RestorationDataset
+from restorezoo.data.datasets import RestorationDataset, SeededIndex
 from restorezoo.data.prompts import INSTRUCTIR_TASKS
 from restorezoo.errors import DataError
 from restorezoo.metrics.protocol import MetricProtocol
@@ -34,6 +35,92 @@ def collate_with_tasks(samples: Sequence[dict[str, Any]], task_names: Sequence[s
             task = lookup.get(task.split("+")[0] if task not in lookup else task, -1)
         converted.append({**sample, "task": task})
     return collate(converted)
+
+
+class ResumableSampler(Sampler[int]):
+    """Training order and per-sample seeds as a pure function of (seed, epoch, position).
+
+    Shuffles every sample once per epoch, or, with ``weights``, draws ``num_samples`` with
+    replacement (the ``train_weights`` mix). Each index comes out as a ``SeededIndex`` so the
+    dataset's crops and degradations need no global RNG; ``skip`` drops the first indices of the
+    next epoch (a run resumed mid-epoch). The seed is ``seed_everything``'s, else drawn once.
+    """
+
+    def __init__(self, num_items: int, weights: torch.Tensor | None = None, num_samples: int | None = None) -> None:
+        self.num_items = num_items
+        self.weights = weights
+        self.num_samples = num_samples if num_samples is not None else num_items
+        env_seed = os.environ.get("PL_GLOBAL_SEED")
+        self.seed = int(env_seed) if env_seed is not None else int(torch.randint(0, 2**31, ()).item())
+        self.epoch = 0
+        self.current_epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        self.current_epoch, self.epoch = self.epoch, self.epoch + 1  # wrappers that never call set_epoch
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.current_epoch)
+        if self.weights is None:
+            order = torch.randperm(self.num_items, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
+        seeds = torch.randint(0, 2**62, (self.num_samples,), generator=generator)
+        start, self.skip = self.skip, 0
+        for index, seed in zip(order[start:].tolist(), seeds[start:].tolist()):
+            yield SeededIndex(index, seed)
+
+
+class ResumableDataLoader(DataLoader):
+    """A training loader Lightning can checkpoint mid-epoch (its ``state_dict``/``load_state_dict``).
+
+    The state is the sampler's seed, the epoch and the batches handed out; on resume the next
+    epoch's iteration skips those batches at the sampler (no image is loaded for them).
+    """
+
+    _resume_batches = 0
+    _position = 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        start, self._resume_batches = self._resume_batches, 0
+        skipping = isinstance(self.sampler, ResumableSampler) and self.batch_size is not None
+        if skipping:
+            self.sampler.skip = start * self.batch_size
+        self._position = start if skipping else 0
+        for position, batch in enumerate(super().__iter__()):
+            if not skipping and position < start:
+                continue  # a wrapped sampler (DDP): drop the batches already trained on
+            self._position += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.sampler
+        state = {"batches": self._position}
+        if isinstance(sampler, ResumableSampler):
+            state.update(seed=sampler.seed, epoch=sampler.current_epoch)
+        return state
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_batches = int(state.get("batches", 0))
+        if isinstance(self.sampler, ResumableSampler) and "seed" in state:
+            self.sampler.seed = int(state["seed"])
+            self.sampler.epoch = int(state["epoch"])
+
+
+class SeededConcatDataset(ConcatDataset):
+    """``ConcatDataset`` that passes a ``SeededIndex``'s seed on to the member dataset."""
+
+    def __getitem__(self, index: int) -> Any:
+        seed = getattr(index, "seed", None)
+        if seed is None or index < 0:
+            return super().__getitem__(index)
+        member = next(i for i, end in enumerate(self.cumulative_sizes) if index < end)
+        offset = self.cumulative_sizes[member - 1] if member else 0
+        return self.datasets[member][SeededIndex(index - offset, seed)]
 
 
 class RestorationDataModule(L.LightningDataModule):
@@ -105,9 +192,15 @@ class RestorationDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def _loader(
-        self, dataset: Any, batch_size: int, shuffle: bool, drop_last: bool = False, sampler: Sampler | None = None
+        self,
+        dataset: Any,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool = False,
+        sampler: Sampler | None = None,
+        loader_class: type[DataLoader] = DataLoader,
     ) -> DataLoader:
-        return DataLoader(
+        return loader_class(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
@@ -122,12 +215,14 @@ class RestorationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if not self.train_sets:
             raise DataError("no training data: set data.train in the config")
-        dataset = ConcatDataset(self.train_sets) if len(self.train_sets) > 1 else self.train_sets[0]
+        dataset = SeededConcatDataset(self.train_sets) if len(self.train_sets) > 1 else self.train_sets[0]
         drop_last = len(dataset) > self.batch_size
-        sampler = self.train_sampler()
-        return self._loader(dataset, self.batch_size, shuffle=sampler is None, drop_last=drop_last, sampler=sampler)
+        sampler = self.train_sampler() or ResumableSampler(len(dataset))
+        return self._loader(
+            dataset, self.batch_size, False, drop_last=drop_last, sampler=sampler, loader_class=ResumableDataLoader
+        )
 
-    def train_sampler(self) -> WeightedRandomSampler | None:
+    def train_sampler(self) -> ResumableSampler | None:
         """The ``train_weights`` mix: per-sample weight ``w_d / len_d`` over the concatenated training sets."""
         if self.train_weights is None:
             return None
@@ -137,7 +232,7 @@ class RestorationDataModule(L.LightningDataModule):
         if empty:
             raise DataError(f"training sets with a weight but no samples: {', '.join(empty)}")
         per_sample = torch.cat([torch.full((n,), w / max(n, 1), dtype=torch.double) for w, n in zip(weights, lengths)])
-        return WeightedRandomSampler(per_sample, num_samples=sum(lengths), replacement=True)
+        return ResumableSampler(len(per_sample), weights=per_sample, num_samples=sum(lengths))
 
     def _eval_loaders(self, sets: list[RestorationDataset], stage: str) -> list[DataLoader]:
         if not sets:
@@ -180,9 +275,9 @@ class RestorationDataModule(L.LightningDataModule):
         """Degrade, on the batch's device, the rows of ``batch["hq"]`` flagged ``gpu_degrade`` (Real-ESRGAN).
 
         The rows' ``lq`` placeholders are replaced, their params merged and empty prompts set to the
-        pipeline's. Training draws from a generator seeded by the global RNG (``seed_everything``
-        makes it reproducible); evaluation seeds it from the samples' ``degrade_kernels["seed"]``
-        so each validation image is degraded the same way every epoch.
+        pipeline's. The generator is seeded from the samples' ``degrade_kernels["seed"]``: fixed per
+        index in evaluation (a validation image is degraded the same way every epoch), drawn by the
+        resumable training sampler in training (a resumed run degrades as the uninterrupted one).
         """
         flags = batch.get("gpu_degrade")
         if flags is None or "hq" not in batch:
@@ -202,8 +297,7 @@ class RestorationDataModule(L.LightningDataModule):
             kernels = {key: torch.stack([stored[i][key] for i in rows]) for key in stored[rows[0]]}
         hq = batch["hq"]
         device = hq.device
-        training = self.trainer is None or self.trainer.training
-        if not training and "seed" in kernels:
+        if "seed" in kernels:
             seed = int(kernels["seed"].long().sum().item()) % (2**62)
         else:
             seed = int(torch.randint(0, 2**62, ()).item())

@@ -12,7 +12,9 @@ instruction in training, a deterministic held-out one in evaluation); else "" (b
 from __future__ import annotations
 
 import csv
+import io
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,8 +29,29 @@ from restorezoo.data.batch import make_sample
 from restorezoo.data.degrade import build_degradation
 from restorezoo.data.io import list_images, load_image
 from restorezoo.data.prompts import INSTRUCTIR_TASKS, canonical_task, instructions
-from restorezoo.errors import DataError
+from restorezoo.errors import DataError, ImageLoadError
 from restorezoo.metrics.protocol import RGB, MetricProtocol
+
+MAX_SKIPPED_IN_A_ROW = 8
+"""Unreadable training images in a row after which the dataset gives up (the data is broken, not one file)."""
+
+
+class SeededIndex(int):
+    """A training index that carries the seed of its sample's randomness (crop, flip, degradation, prompt).
+
+    The training sampler draws both from (run seed, epoch, position), so a run resumed mid-epoch
+    from ``last.ckpt`` sees exactly the samples it would have seen uninterrupted.
+    """
+
+    seed: int
+
+    def __new__(cls, index: int, seed: int) -> SeededIndex:
+        value = super().__new__(cls, index)
+        value.seed = int(seed)
+        return value
+
+    def __reduce__(self) -> tuple[type, tuple[int, int]]:  # survives the trip to dataloader workers
+        return SeededIndex, (int(self), self.seed)
 
 
 @dataclass
@@ -74,6 +97,7 @@ class RestorationDataset(Dataset):
         self.repeat = max(int(repeat), 1)
         self.seed = seed
         self.training = False
+        self.skipped: set[str] = set()
         self.patch_size: int | None = None
         self.flip = False
 
@@ -99,8 +123,9 @@ class RestorationDataset(Dataset):
 
     def _generator(self, index: int) -> torch.Generator:
         generator = torch.Generator()
-        if self.training:  # fresh randomness, reproducible through seed_everything(workers=True)
-            generator.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+        if self.training:  # the sampler's per-sample seed, else fresh randomness from the global RNG
+            seed = getattr(index, "seed", None)
+            generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, ()).item()))
         else:
             generator.manual_seed(self.seed * 1_000_003 + index)
         return generator
@@ -138,8 +163,31 @@ class RestorationDataset(Dataset):
         return ""
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        """The sample at ``index``. In training an unreadable file is reported (once) and the next
+        sample taken instead, so one corrupt image out of a million does not end a days-long run;
+        evaluation raises, since a metric table must not silently lose images."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {self.benchmark} ({len(self)} samples)")
+        if not self.training:
+            return self._sample(index)
+        for _ in range(MAX_SKIPPED_IN_A_ROW):
+            try:
+                return self._sample(index)
+            except ImageLoadError as error:
+                if str(error) not in self.skipped:
+                    self.skipped.add(str(error))
+                    warnings.warn(
+                        f"{error}; skipped in training (`restorezoo data check` lists every bad file)", stacklevel=2
+                    )
+                seed = getattr(index, "seed", None)
+                following = (int(index) + 1) % len(self)
+                index = SeededIndex(following, seed + 1) if seed is not None else following
+        raise DataError(
+            f"{self.benchmark}: {MAX_SKIPPED_IN_A_ROW} unreadable images in a row (last: {sorted(self.skipped)[-1]}); "
+            "run `restorezoo data check --config ...`"
+        )
+
+    def _sample(self, index: int) -> dict[str, Any]:
         generator = self._generator(index)
         base_index = index % self.num_items()
         item = self.item(base_index, generator)
@@ -360,22 +408,33 @@ class Manifest(RestorationDataset):
             raise DataError(f"manifest {manifest} has no rows")
 
     @staticmethod
+    def _text(manifest: Path) -> str:
+        """The manifest as text; bytes that are not UTF-8 are one error naming the file and line."""
+        data = manifest.read_bytes()
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise DataError(
+                f"{manifest}:{line}: not UTF-8 text (byte {data[error.start]:#04x}); re-save the manifest as UTF-8"
+            ) from error
+
+    @staticmethod
     def _read(manifest: Path) -> list[dict[str, str]]:
+        text_lines = list(io.StringIO(Manifest._text(manifest), newline=""))
         if manifest.suffix.lower() == ".csv":
-            with manifest.open(newline="", encoding="utf-8") as handle:
-                return [{k: (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(handle)]
+            return [{k: (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(text_lines)]
         rows = []
-        with manifest.open(encoding="utf-8") as handle:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{manifest}:{line}: invalid JSON ({error.msg})") from error
-                if not isinstance(row, dict):
-                    raise DataError(f"{manifest}:{line}: expected an object with an 'lq' key")
-                rows.append({k: "" if v is None else str(v) for k, v in row.items()})
+        for line, text in enumerate(text_lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{manifest}:{line}: invalid JSON ({error.msg})") from error
+            if not isinstance(row, dict):
+                raise DataError(f"{manifest}:{line}: expected an object with an 'lq' key")
+            rows.append({k: "" if v is None else str(v) for k, v in row.items()})
         return rows
 
     def num_items(self) -> int:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from restorezoo.errors import ImageLoadError
+from restorezoo.errors import ImageLoadError, InvalidImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 200_000_000
@@ -106,6 +106,25 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Tensor:
     if not np.isfinite(array).all():
         raise ImageLoadError(f"{path} contains NaN or infinite pixel values")
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def check_image_tensor(image: Tensor, what: str = "image") -> Tensor:
+    """Refuse, in one line, a tensor no model can restore: not (B×)3×H×W float, empty, or NaN/inf.
+
+    Models would otherwise turn one NaN pixel into a NaN image (convolutions spread it) without a word.
+    """
+    if not isinstance(image, Tensor):
+        raise InvalidImageError(f"{what} must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim not in (3, 4) or image.shape[-3] != 3:
+        raise InvalidImageError(f"{what} must be 3×H×W or B×3×H×W RGB, got shape {tuple(image.shape)}")
+    if image.numel() == 0:
+        raise InvalidImageError(f"{what} is empty (shape {tuple(image.shape)})")
+    if not image.is_floating_point():
+        raise InvalidImageError(f"{what} must be float in [0, 1], got {image.dtype} (divide uint8 by 255)")
+    bad = int((~torch.isfinite(image)).sum())
+    if bad:
+        raise InvalidImageError(f"{what} holds {bad} NaN/inf values; replace them (torch.nan_to_num) first")
+    return image
 
 
 def tensor_to_uint8(image: Tensor) -> np.ndarray:

@@ -41,6 +41,8 @@ def attach_kernels(
     generator = dataset._generator(index)
     if not dataset.training:
         generator.manual_seed(dataset.seed * 1_000_003 + index + 0x5EED)
+    else:  # the sample's own seed, shifted: kernels must not replay the crop's random stream
+        generator.manual_seed((generator.initial_seed() + 0x5EED) % 2**63)
     kernels = dataset.gpu_pipeline.sample_kernels(generator)
     kernels["seed"] = torch.randint(0, 2**62, (), generator=generator)
     sample["degrade_kernels"] = kernels

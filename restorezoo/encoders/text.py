@@ -66,7 +66,10 @@ class SentenceEncoder:
         from sentence_transformers import SentenceTransformer
 
         self.name, path = resolve_text_encoder(name)
-        self.model = SentenceTransformer(str(path), device="cpu")
+        # Building it must not draw from the global RNG: the encoder is cached per process, so a model's
+        # random init would otherwise depend on whether one was built before (breaks exact resumes).
+        with torch.random.fork_rng(devices=[]):
+            self.model = SentenceTransformer(str(path), device="cpu")
         self.model.max_seq_length = max_length
         self.model.eval().requires_grad_(False)
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from restorezoo.data.batch import batch_from_images
-from restorezoo.errors import RestoreZooError
-from restorezoo.weights import load_checkpoint
+from restorezoo.data.io import check_image_tensor
+from restorezoo.errors import CheckpointError
+from restorezoo.training import default_callbacks
+from restorezoo.weights import load_checkpoint, load_matching
 
 
 class RestorationModule(L.LightningModule):
@@ -68,21 +71,22 @@ class RestorationModule(L.LightningModule):
         **sampling: Any,
     ) -> Tensor:
         """Restore a plain B×3×H×W (or 3×H×W) tensor in [0, 1], guided by optional text."""
+        check_image_tensor(lq, "input tensor")
         return self.restore(batch_from_images(lq, prompt, caption), **sampling)
 
     # ----------------------------------------------------------------- Lightning steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """The loss, logged; a non-finite one is handled by ``NonFiniteGuard`` (skipped, not fatal)."""
         loss, logs = self.training_loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {self.global_step}; "
-                "lower the learning rate or use bf16-mixed instead of 16-mixed"
-            )
         batch_size = batch["lq"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for name, value in logs.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The reliability callbacks (NaN guard, per-step seeding, vocabularies in checkpoints) the trainer lacks."""
+        return default_callbacks(self._trainer)
 
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {"pred": self.restore(batch).clamp(0, 1)}
@@ -121,30 +125,54 @@ class RestorationModule(L.LightningModule):
     # ----------------------------------------------------------------- loading
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> RestorationModule:
-        """Rebuild a model from a Lightning checkpoint written by ``restorezoo fit``, loading it safely.
+        """Rebuild a model from a ``restorezoo fit`` checkpoint or a ``restorezoo export`` file, loading it safely.
 
         The class comes from the checkpoint's ``_class_path`` (LightningCLI records it) when called on
-        the base class; weights load with ``weights_only=True`` and ``strict=True``.
+        the base class; weights load with ``weights_only=True`` (or from safetensors, with the YAML
+        beside it) and must match the model exactly, else one line says what differs.
         """
-        checkpoint = load_checkpoint(path)
-        if "state_dict" not in checkpoint:
-            raise RestoreZooError(
-                f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()"
-            )
-        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            from restorezoo.export import read_export
+
+            hparams, state_dict = read_export(path)
+        else:
+            checkpoint = load_checkpoint(path)
+            if "state_dict" not in checkpoint:
+                raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()")
+            hparams, state_dict = dict(checkpoint.get("hyper_parameters", {})), checkpoint["state_dict"]
         class_path = hparams.pop("_class_path", None)
         hparams.pop("_instantiator", None)
         model_cls: type[RestorationModule] = cls
         if class_path is not None:
-            module_name, _, class_name = class_path.rpartition(".")
-            found = getattr(importlib.import_module(module_name), class_name)
+            found = model_class(str(class_path), path)
             if not issubclass(found, cls):
-                raise RestoreZooError(f"{path} holds a {class_path}, not a {cls.__name__}")
+                raise CheckpointError(f"{path} holds a {class_path}, not a {cls.__name__}")
             model_cls = found
         elif cls is RestorationModule:
-            raise RestoreZooError(
-                f"{path} does not record its model class; load it with the model class itself"
-            )
-        model = model_cls(**hparams)
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
+            raise CheckpointError(f"{path} does not record its model class; load it with the model class itself")
+        try:
+            model = model_cls(**hparams)
+        except TypeError as error:
+            raise CheckpointError(f"{path}: its hyper-parameters do not fit {model_cls.__name__} ({error})") from error
+        load_matching(model, state_dict, path)
         return model.to(map_location).eval()
+
+
+def model_class(class_path: str, source: str | Path = "") -> type[L.LightningModule]:
+    """The LightningModule class a checkpoint names; only restorezoo's or an already imported module's.
+
+    A checkpoint is data: it must not make us import (and so run) an arbitrary module.
+    """
+    module_name, _, class_name = class_path.rpartition(".")
+    if not (module_name.startswith("restorezoo.") or module_name in sys.modules):
+        raise CheckpointError(
+            f"{source} names the model class {class_path}, outside restorezoo; import its module first"
+        )
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise CheckpointError(f"{source} names the model class {class_path}, which does not exist") from error
+    if not (isinstance(found, type) and issubclass(found, L.LightningModule)):
+        raise CheckpointError(f"{source} names {class_path}, which is not a LightningModule")
+    return found

@@ -30,6 +30,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from restorezoo.data.prompts import DACLIP_DEGRADATIONS, to_daclip_word
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
+from restorezoo.training import default_callbacks
 from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_state_dict, resolve_weights
 
 NEUTRAL_CAPTION = "a photo"
@@ -375,15 +376,17 @@ class DACLIP(L.LightningModule):
         return loss, {"loss_content": loss_content.detach(), "loss_degradation": loss_degradation.detach()}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """The joint loss, logged; a non-finite one is skipped by ``NonFiniteGuard`` (``configure_callbacks``)."""
         loss, logs = self.training_loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite DA-CLIP loss ({loss.item()}) at step {self.global_step}")
         size = batch["lq"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in logs.items():
             self.log(f"train/{name}", value, batch_size=size)
         self.log("train/logit_scale", self.logit_scale.detach().exp(), batch_size=size)
         return loss
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return default_callbacks(self._trainer)
 
     # ------------------------------------------------------------------ evaluation: zero-shot classification
     def _start_eval(self) -> None:
