@@ -235,6 +235,7 @@ def test_clip_i_metric_is_na_offline_and_scores_cosine_similarity(monkeypatch):
     offline = LearnedMetric("clip_i")
     assert not offline.available and offline.reason == WEIGHTS_UNAVAILABLE and not offline.lower_better
 
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda *args, **kwargs: "cached")
     monkeypatch.setattr(open_clip, "create_model", lambda *args, **kwargs: _tiny_clip()[0])
     metric = LearnedMetric("clip_i")
     images = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(0))

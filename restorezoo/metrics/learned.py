@@ -67,6 +67,8 @@ class ClipImageSimilarity(torch.nn.Module):
         super().__init__()
         import open_clip
 
+        # Fetch (or find in the cache) the weights before building the large tower, so offline fails fast.
+        open_clip.download_pretrained(open_clip.get_pretrained_cfg(arch, pretrained))
         self.model = open_clip.create_model(arch, pretrained=pretrained, device=device).eval()
         size = self.model.visual.image_size
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
