@@ -57,15 +57,35 @@ def _to_rgb(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported channel count {channels}")
 
 
-def _read_high_bit_depth(path: Path) -> np.ndarray | None:
-    """16-bit colour PNG/TIFF: Pillow would truncate to 8 bits, so read them with imageio/tifffile."""
-    try:
-        import imageio.v3 as iio
+def _is_high_bit_depth(path: Path, image: Image.Image) -> bool:
+    """Whether a PNG/TIFF holds more than 8 bits per sample (read from its header, no decoding)."""
+    suffix = path.suffix.lower()
+    if image.format == "PNG" or suffix == ".png":
+        with path.open("rb") as handle:
+            header = handle.read(26)
+        return len(header) == 26 and header[12:16] == b"IHDR" and header[24] == 16
+    if image.format == "TIFF" or suffix in (".tif", ".tiff"):
+        bits = getattr(image, "tag_v2", {}).get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return False
 
-        array = iio.imread(path)
+
+def _read_high_bit_depth(path: Path) -> np.ndarray | None:
+    """16-bit colour PNG/TIFF: Pillow would truncate to 8 bits, so decode them with OpenCV/tifffile."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            array = tifffile.imread(path)
+        else:
+            import cv2
+
+            array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if array is not None and array.ndim == 3:  # OpenCV decodes BGR(A)
+                array = array[..., [2, 1, 0, 3][: array.shape[2]]]
     except Exception:
         return None
-    return array if array.dtype in (np.uint16, np.int32, np.float32, np.float64) else None
+    return array if array is not None and array.dtype in (np.uint16, np.int32, np.float32, np.float64) else None
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Tensor:
@@ -80,6 +100,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Tensor:
                 raise ImageLoadError(
                     f"{path}: {width}×{height} is over the {max_pixels / 1e6:.0f} MP limit; downscale it first"
                 )
+            high_bit_depth = _is_high_bit_depth(path, image)  # before exif_transpose, which drops the tags
             image = ImageOps.exif_transpose(image)
             mode = image.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -89,7 +110,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Tensor:
             elif mode == "F":
                 array = np.asarray(image, dtype=np.float32)
             else:
-                high = _read_high_bit_depth(path) if path.suffix.lower() in (".png", ".tif", ".tiff") else None
+                high = _read_high_bit_depth(path) if high_bit_depth else None
                 if high is not None and high.ndim == 3:
                     array = high
                 else:
