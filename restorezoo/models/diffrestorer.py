@@ -345,7 +345,8 @@ class DiffRestorer(LatentDiffusionRestorer):
         deg_weight, rec_weight: weights of L_deg and L_rec (paper: 1 and 1).
         decoder_ckpt: a ``DiffRestorerDecoder`` checkpoint (stage 2) to decode with; not part of this
             model's state dict (the stage-1 checkpoint stays what stage 1 trained).
-        decoder: "drb" (stage-2 decoder, needs ``decoder_ckpt``) or "plain" (SD's decoder, "Ours_S").
+        decoder: "drb" (the stage-2 decoder; SD's when no ``decoder_ckpt`` is given) or "plain" (SD's
+            decoder, the paper's "Ours_S").
         plain_decoder_sets: val/test benchmark names decoded with the plain decoder whatever ``decoder``
             says: list a test set twice under two names and one ``restorezoo test`` prints both rows.
         scheduler, steps, seed, progress, decode_tile, ...: sampler settings (paper: UniPC, 20 steps).
@@ -414,6 +415,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             hidden_dim=hidden_dim,
             control_channels=control_channels,
         )
+        self.control.branch.gradient_checkpointing = gradient_checkpointing
         self.init_ema()
         self.deg_weight, self.rec_weight = deg_weight, rec_weight
         self.decoder = decoder
@@ -456,7 +458,8 @@ class DiffRestorer(LatentDiffusionRestorer):
 
     def prompts(self, images: Tensor, control: nn.Module | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """(P_S, P_D, degradation logits) of LQ images in [0, 1]."""
-        control = control or (self.control if self.training else self.sampling_control)
+        if control is None:
+            control = self.control if self.training else self.sampling_control
         return control.prompt_processor(self.clip_embedding(images))
 
     @torch.no_grad()
