@@ -168,6 +168,40 @@ def test_degradation_loss_drives_accuracy_above_chance_after_a_short_fit():
     assert {f"val/deg_acc/{task}" for task in TASKS} <= set(metrics)
 
 
+def test_decoder_stage_trains_the_decoder_and_discriminator_against_a_frozen_stage1():
+    L.seed_everything(0)
+    stage2 = DiffRestorerDecoder(
+        stage1={**TINY}, perceptual_weights="tiny-random", disc_channels=8, disc_layers=2, lr=1e-3
+    )
+    assert {key.split(".")[0] for key in stage2.state_dict()} == {"decoder", "discriminator"}
+    stage1_before = copy.deepcopy(stage2.stage1.control.state_dict())
+    decoder_before = copy.deepcopy(stage2.decoder.state_dict())
+    data = RestorationDataModule(train=[Sample("train", tasks=TASKS)], batch_size=2, patch_size=16, task_names=TASKS)
+    trainer = L.Trainer(
+        accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0,
+    )
+    trainer.fit(stage2, data)
+    assert {"train/l2", "train/perceptual", "train/adversarial", "train/discriminator"} <= set(trainer.logged_metrics)
+    after = stage2.decoder.state_dict()
+    assert not torch.equal(after["refinement.0.zero_conv.weight"], decoder_before["refinement.0.zero_conv.weight"])
+    assert not torch.equal(after["decoder.conv_out.weight"], decoder_before["decoder.conv_out.weight"])
+    for key, value in stage2.stage1.control.state_dict().items():
+        assert torch.equal(value, stage1_before[key]), key
+    # restoring runs stage 1 and decodes with this decoder
+    assert stage2.eval().restore({"lq": torch.rand(1, 3, 16, 16)}).shape == (1, 3, 16, 16)
+
+
+def test_the_papers_test_sets_are_presets_and_mixtures_keep_their_task(tmp_path: Path):
+    from restorezoo.data.benchmarks import DIFFRESTORER_BENCHMARKS, PRESETS, Benchmark
+    from tests.conftest import write_photo
+
+    assert len(DIFFRESTORER_BENCHMARKS) == 12 and all(name in PRESETS for name in DIFFRESTORER_BENCHMARKS)
+    write_photo(tmp_path / "CBSD68/original_png/0001.png", seed=0, size=(32, 32))
+    sample = Benchmark("cbsd68_jpeg_noise_blur", root=str(tmp_path)).configure(training=False)[0]
+    assert sample["task"] == "jpeg+noise+blur" and sample["params"]["jpeg"]["quality"] == 10
+
+
 def test_registry_names_both_stages():
     assert MODELS["diffrestorer"] is DiffRestorer and MODELS["diffrestorer_decoder"] is DiffRestorerDecoder
 

@@ -273,7 +273,7 @@ class DegradationAwareDecoder(nn.Module):
         super().__init__()
         post = getattr(vae, "post_quant_conv", None)
         self.post_quant_conv = copy.deepcopy(post) if post is not None else None
-        self.decoder = copy.deepcopy(vae.decoder).float()
+        self.decoder = copy.deepcopy(vae.decoder).float().train()
         self.decoder.requires_grad_(train_decoder)
         if self.post_quant_conv is not None:
             self.post_quant_conv.float().requires_grad_(train_decoder)
