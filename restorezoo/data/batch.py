@@ -86,6 +86,14 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+def valid_text(text: str) -> str:
+    """``text`` with code points UTF-8 cannot encode (lone surrogates, e.g. from undecodable argv bytes) as "?".
+
+    Tokenizers raise on them; a prompt is advice to the model, so a bad character must not end a run.
+    """
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def batch_from_images(
     lq: Tensor, prompt: str | Sequence[str] | None = None, caption: str | Sequence[str] | None = None
 ) -> dict[str, Any]:
@@ -100,8 +108,8 @@ def batch_from_images(
         if text is None:
             return [""] * n
         if isinstance(text, str):
-            return [text] * n
-        text = list(text)
+            return [valid_text(text)] * n
+        text = [valid_text(t) for t in text]
         if len(text) != n:
             raise ValueError(f"got {len(text)} texts for a batch of {n} images")
         return text

@@ -121,11 +121,16 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Tensor:
                     array = np.asarray(image)
     except ImageLoadError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # Pillow refuses before we see the size
+        raise ImageLoadError(
+            f"{path}: over the {max_pixels / 1e6:.0f} MP limit ({error}); downscale it first"
+        ) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageLoadError(f"cannot read image {path}: {error}") from error
-    array = _to_rgb(_array_to_float(np.asarray(array)))
-    if not np.isfinite(array).all():
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():  # before clipping hides inf
         raise ImageLoadError(f"{path} contains NaN or infinite pixel values")
+    array = _to_rgb(_array_to_float(array))
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
