@@ -4,13 +4,15 @@ Stable Diffusion 1.5 stays frozen and reads the *semantic* prompt c_s (a caption
 as usual. A trainable ControlNet encoder, initialised from the UNet's down and middle blocks, reads the
 *restoration* prompt c_r ("Deblur with sigma 3.0; Denoise with sigma 25.0;", or the blind "Remove all
 degradation") through its cross-attention, and sees the degraded image y as extra input channels:
-``cat(z_t, E'(y))`` with E' a small trainable downsampler to latent size (Sec. 3.2).
+``cat(z_t, E'(y))`` with E' a small trainable downsampler to latent size.
 
-Its features steer the frozen UNet by *modulation fusion* (Sec. 3.2): at every skip scale and at the
+Its features steer the frozen UNet by *modulation fusion*: at every skip scale and at the
 middle block a zero-initialised 1×1 conv maps the control feature to (γ, β) and the frozen skip
 becomes ``(1 + γ)·f_skip + β``. At initialisation γ = β = 0, so the model is exactly the frozen SD.
 ``fusion="additive"`` swaps in ControlNet's zero-conv residuals ``f_skip + conv(f_con)``: the paper's
-"ControlNet-SR" baseline.
+"ControlNet-SR" baseline. "Every skip scale" is read as every skip connection the UNet's decoder
+consumes (12 and the middle block in SD 1.5), where ControlNet puts its zero convolutions; the paper
+does not list them.
 
 The backbone, noise-prediction loss, EMA and guided sampling come from ``LatentDiffusionRestorer``
 (models/latent_diffusion.py); this file holds only what is SPIRE's.
@@ -40,7 +42,7 @@ FUSIONS = ("modulation", "additive")
 class DegradedImageEncoder(nn.Module):
     """E': the degraded image in [0, 1] → a feature map of latent size (stride-2 convs, SiLU).
 
-    ControlNet's hint encoder shape (Sec. 3.2): the control branch must see y at the latent
+    ControlNet's hint encoder shape: the control branch must see y at the latent
     resolution, next to z_t, and the VAE is not trained to encode degradations faithfully.
     """
 
