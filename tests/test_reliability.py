@@ -479,9 +479,14 @@ def test_incompatible_checkpoints_say_what_differs_in_one_line(tiny_ckpt, tmp_pa
     code, _, stderr = _cli(["restore", str(photo), "--ckpt", str(wrong), "-o", str(tmp_path / "o")], capsys)
     assert code == 1 and stderr.strip().count("\n") == 0
     assert "does not fit InstructIR" in stderr and "shape mismatches" in stderr
-    checkpoint["hyper_parameters"]["_class_path"] = "os.system"
+    checkpoint["hyper_parameters"]["_class_path"] = "antigravity.Model"  # importing it opens a web browser
     torch.save(checkpoint, wrong)
     with pytest.raises(CheckpointError, match="outside restorezoo"):
+        restorezoo.load_model(ckpt=wrong)
+    assert "antigravity" not in sys.modules
+    checkpoint["hyper_parameters"]["_class_path"] = "os.system"
+    torch.save(checkpoint, wrong)
+    with pytest.raises(CheckpointError, match="not a LightningModule"):
         restorezoo.load_model(ckpt=wrong)
 
 
@@ -526,10 +531,10 @@ class PauseAfterStep(Callback):
 
 
 def _tiny_fit_config(folder: Path, max_epochs: int = 2) -> Path:
-    """Tiny InstructIR on two synthetic sets (noise ×2 repeats, low light): 6 photos → 18 samples, 6 batches."""
+    """Tiny InstructIR on two synthetic sets (noise ×2 repeats, low light): 4 photos → 12 samples, 4 batches."""
     hq = folder / "hq"
     if not hq.is_dir():
-        for i in range(6):
+        for i in range(4):
             write_photo(hq / f"p{i}.png", seed=i, size=(24, 28))
     init_args = {**TINY_INSTRUCTIR, "enc_blocks": [1, 1], "dec_blocks": [1, 1], "lr": 1e-3}
     config = {
@@ -557,7 +562,7 @@ def _tiny_fit_config(folder: Path, max_epochs: int = 2) -> Path:
 
 
 def test_sigkill_mid_epoch_then_resume_from_last_gives_the_uninterrupted_weights(tmp_path):
-    """`restorezoo fit` is SIGKILLed after step 8 of 12 (batch 3 of 6 in epoch 2), resumed from last.ckpt,
+    """`restorezoo fit` is SIGKILLed after step 6 of 8 (batch 3 of 4 in epoch 2), resumed from last.ckpt,
     and ends with exactly the weights of a run never interrupted (deterministic settings, CPU)."""
     config = _tiny_fit_config(tmp_path)
     (tmp_path / "pause_callback.py").write_text(PAUSE_CALLBACK)
@@ -565,7 +570,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_gives_the_uninterrupted_weights
     pause = tmp_path / "pause.yaml"
     pause.write_text(yaml.safe_dump({"trainer": {"callbacks": [
         *yaml.safe_load(config.read_text())["trainer"]["callbacks"],
-        {"class_path": "pause_callback.PauseAfterStep", "init_args": {"step": 8, "marker": str(marker)}}]}}))
+        {"class_path": "pause_callback.PauseAfterStep", "init_args": {"step": 6, "marker": str(marker)}}]}}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
     process = subprocess.Popen(
         [sys.executable, "-m", "restorezoo.cli", "fit", "--config", str(config), "--config", str(pause)],
@@ -575,7 +580,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_gives_the_uninterrupted_weights
         deadline = time.monotonic() + 240
         while not marker.exists():
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the run never reached step 8"
+            assert time.monotonic() < deadline, "the run never reached step 6"
             time.sleep(0.2)
         os.kill(process.pid, signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
@@ -584,7 +589,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_gives_the_uninterrupted_weights
             process.kill()
     last = tmp_path / "ckpts" / "last.ckpt"
     killed = torch.load(last, weights_only=True)
-    assert killed["global_step"] == 8 and killed["epoch"] == 1, "killed mid-epoch 2"
+    assert killed["global_step"] == 6 and killed["epoch"] == 1, "killed mid-epoch 2"
     record = killed["restorezoo"]
     assert record["task_names"][:2] == ["noise", "blur"] and "denoise" in " ".join(record["instructions"]["noise"]["test"])
     assert "InstructIR" in record["config"], "the run's config travels in the checkpoint"
@@ -598,6 +603,6 @@ def test_sigkill_mid_epoch_then_resume_from_last_gives_the_uninterrupted_weights
         uninterrupted = torch.load(last, weights_only=True)
     finally:
         torch.use_deterministic_algorithms(False)
-    assert resumed["global_step"] == uninterrupted["global_step"] == 12
+    assert resumed["global_step"] == uninterrupted["global_step"] == 8
     for key, value in uninterrupted["state_dict"].items():
         assert torch.equal(resumed["state_dict"][key], value), f"{key} differs after resuming"

@@ -89,8 +89,10 @@ class SentenceEncoder:
         """Embeddings (len(texts) × dim, float32) on ``device``; only unseen strings are encoded."""
         missing = sorted({t for t in texts if t not in self._cache})
         if missing:
+            # One string per forward pass: padded batches change the last bits of an embedding, which
+            # would make results depend on which strings happened to be cached together.
             encoded = self.model.encode(
-                missing, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+                missing, batch_size=1, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
             )
             for text, vector in zip(missing, encoded.float().cpu()):
                 self._cache[text] = vector.clone()
