@@ -9,6 +9,7 @@
   resumed from ``last.ckpt`` as in the uninterrupted run. The data side is seeded by the sampler
   (``ResumableSampler``).
 - ``ResumeDataPosition``: a resumed run's first epoch skips the batches already trained on.
+- ``AtomicCheckpoints``: checkpoints are written to a temporary file beside the target and renamed.
 - ``RunRecord``: checkpoints carry what is needed to use them later without the run's folder: the
   data vocabularies (task names, the train/test instruction split) and, under the CLI, the config.
 """
@@ -16,11 +17,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
@@ -167,6 +170,39 @@ class ResumeDataPosition(Callback):
             dataloader.load_state_dict(state)
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write local checkpoints to a temporary file in the same folder, fsync, then rename over the target.
+
+    Lightning's own writer stages the file in the system temp folder; when that is another file system
+    (a tmpfs ``/tmp``, a cluster's scratch disk) the final move is a copy, and a kill during it leaves
+    a truncated ``last.ckpt``. A rename within one folder is atomic: the old file or the new one.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if "://" in str(path) or storage_options is not None:  # remote storage: Lightning's writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class AtomicCheckpoints(Callback):
+    """Swap the trainer's plain checkpoint writer for ``AtomicCheckpointIO`` (custom writers are kept)."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+
+
 def data_vocabularies(datamodule: Any) -> dict[str, Any]:
     """What a checkpoint needs to be used without its run: task vocabulary and the instruction split."""
     from restorezoo.data.prompts import INSTRUCTIR_TASKS, instructions
@@ -204,5 +240,5 @@ class RunRecord(Callback):
 def default_callbacks(trainer: L.Trainer | None) -> list[Callback]:
     """The reliability callbacks a trainer lacks (a model's ``configure_callbacks`` adds them)."""
     present = {type(c) for c in (trainer.callbacks if trainer is not None else [])}
-    wanted = (NonFiniteGuard, StepSeeding, ResumeDataPosition, RunRecord)
+    wanted = (NonFiniteGuard, StepSeeding, ResumeDataPosition, AtomicCheckpoints, RunRecord)
     return [cls() for cls in wanted if not any(issubclass(p, cls) for p in present)]

@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -43,7 +44,7 @@ from restorezoo.errors import (
 )
 from restorezoo.models import InstructIR
 from restorezoo.models.base import RestorationModule
-from restorezoo.training import NonFiniteGuard
+from restorezoo.training import AtomicCheckpointIO, NonFiniteGuard
 from tests.conftest import REPO, TINY_INSTRUCTIR, write_photo
 
 
@@ -355,9 +356,7 @@ class PoisonedRestorer(RestorationModule):
         return self.conv(batch["lq"]).clamp(0, 1)
 
 
-def _fit(model: RestorationModule, tmp_path: Path, steps: int, guard: NonFiniteGuard | None = None) -> None:
-    import lightning as L
-
+def _fit(model: RestorationModule, tmp_path: Path, steps: int, guard: NonFiniteGuard | None = None) -> L.Trainer:
     torch.manual_seed(0)
     images = torch.rand(4, 3, 12, 12)
     samples = [{"lq": im * 0.5, "hq": im, "prompt": "", "task": -1} for im in images]
@@ -367,13 +366,15 @@ def _fit(model: RestorationModule, tmp_path: Path, steps: int, guard: NonFiniteG
         default_root_dir=tmp_path, callbacks=[guard] if guard else None,
     )
     trainer.fit(model, loader)
+    return trainer
 
 
 def test_a_non_finite_loss_skips_the_step_with_a_warning(tmp_path):
     model = PoisonedRestorer(poisoned_steps=(2, 3))
     with pytest.warns(UserWarning, match=r"skipped 1 optimizer step.*\(up to step 4; 2 in this run\)"):
-        _fit(model, tmp_path, steps=8, guard=NonFiniteGuard(max_consecutive=3, check_every=1))
+        trainer = _fit(model, tmp_path, steps=8, guard=NonFiniteGuard(max_consecutive=3, check_every=1))
     assert model.global_step == 8
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO), "the model brings atomic checkpoints"
     assert all(torch.isfinite(p).all() for p in model.parameters()), "the NaN never reached the weights"
 
 
@@ -396,6 +397,23 @@ def test_daclip_shares_the_guard_instead_of_raising():
     model = DACLIP(tiny=True)
     assert any(isinstance(c, NonFiniteGuard) for c in model.configure_callbacks())
     assert any(isinstance(c, NonFiniteGuard) for c in PoisonedRestorer().configure_callbacks())
+
+
+def test_a_checkpoint_write_killed_midway_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    writer = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    writer.save_checkpoint({"global_step": 1}, target)
+
+    def killed_while_writing(obj: object, handle: io.BufferedWriter, *args: object, **kwargs: object) -> None:
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        writer.save_checkpoint({"global_step": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True) == {"global_step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "the temporary file is cleaned up"
 
 
 # ============================================================================ untrusted checkpoints
