@@ -556,13 +556,18 @@ class DiffRestorer(LatentDiffusionRestorer):
                 targets[i] = self._class_of_task(str(params["task"]))
         return targets
 
+    def _start_accuracy(self) -> None:
+        # every rank holds the counts (zeros if it saw no labelled image) so the epoch-end reduce matches
+        self._accuracy = torch.zeros(2, len(self.degradation_classes), device=self.device)  # correct, seen
+
     def _count_accuracy(self, batch: dict[str, Any]) -> None:
         targets = self.degradation_targets(batch).to(self.device)
         valid = targets >= 0
         if not bool(valid.any()):
             return
         if self._accuracy is None:
-            self._accuracy = torch.zeros(2, len(self.degradation_classes), device=self.device)  # correct, seen
+            self._start_accuracy()
+        assert self._accuracy is not None
         hits = (self.classify(batch["lq"].float()) == targets).float()
         self._accuracy[0].index_add_(0, targets[valid], hits[valid])
         self._accuracy[1].index_add_(0, targets[valid], torch.ones_like(hits[valid]))
@@ -573,16 +578,18 @@ class DiffRestorer(LatentDiffusionRestorer):
         counts = self.trainer.strategy.reduce(self._accuracy, reduce_op="sum")
         self._accuracy = None
         correct, seen = counts[0], counts[1]
+        if float(seen.sum()) == 0:
+            return
         self.log(f"{stage}/deg_acc", correct.sum() / seen.sum().clamp(min=1), add_dataloader_idx=False)
         for i, name in enumerate(self.degradation_classes):
             if float(seen[i]) > 0:
                 self.log(f"{stage}/deg_acc/{name}", correct[i] / seen[i], add_dataloader_idx=False)
 
     def on_validation_epoch_start(self) -> None:
-        self._accuracy = None
+        self._start_accuracy()
 
     def on_test_epoch_start(self) -> None:
-        self._accuracy = None
+        self._start_accuracy()
 
     def on_validation_epoch_end(self) -> None:
         self._log_accuracy("val")
