@@ -136,6 +136,32 @@ def test_same_seed_same_output_and_blind_defaults(model):
     assert torch.equal(out, model(lq, prompt=SPIRE_BLIND_PROMPT, caption="", seed=3)), "blind c_r is the default"
 
 
+def test_gradient_checkpointing_gives_the_same_gradients(monkeypatch):
+    from restorezoo.models import latent_diffusion
+
+    calls = []
+    checkpoint = latent_diffusion.checkpoint
+    monkeypatch.setattr(latent_diffusion, "checkpoint", lambda *a, **k: calls.append(1) or checkpoint(*a, **k))
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)  # E' draws its initial weights from the global generator
+        model = SPIRE(pretrained="tiny", gradient_checkpointing=flag, progress=False)
+        _wake_up(model)
+        torch.manual_seed(0)
+        model.training_loss(_batch())[0].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.control.parameters()]))
+    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert len(calls) == 5 + 3, "every block recomputes: UNet 2 down + mid + 2 up, control 2 down + mid"
+
+
+def test_v_prediction_trains_and_samples_with_another_scheduler():
+    model = SPIRE(pretrained="tiny", prediction_type="v_prediction", scheduler="unipc", steps=2, progress=False)
+    loss, _ = model.training_loss(_batch())
+    assert torch.isfinite(loss)
+    out = model(_batch()["lq"][:1], prompt="Deblur with sigma 3.0", caption="a cat", scheduler="dpmsolver++")
+    assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
+
+
 def test_bad_settings_give_clear_errors():
     with pytest.raises(RestoreZooError, match="unknown fusion"):
         SPIRE(pretrained="tiny", fusion="concat")
