@@ -116,6 +116,36 @@ def test_loss_falls_on_a_fixed_tiny_batch():
     torch.testing.assert_close(model.restore(batch, steps=5, seed=0), model.restore(batch, steps=5, seed=0))
 
 
+def _noise_error_at_the_last_step(model: IRSDE, batch: dict) -> float:
+    """RMSE of the predicted noise at t = T, where the ML loss barely weights it, over fixed draws."""
+    hq, lq = batch["hq"], batch["lq"]
+    t = torch.full((hq.shape[0],), model.sde.T)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(7)
+        x_t, noise = model.sde.forward_state(hq, lq, t)
+        return float((model.unet(x_t, lq, t, None, None) - noise).pow(2).mean().sqrt())
+
+
+def test_the_auxiliary_noise_loss_teaches_the_noise_at_large_t():
+    hq, lq = _pair(size=16)
+    batch = {"hq": hq, "lq": lq}
+    errors = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = IRSDE(**TINY, noise_loss_weight=weight)
+        with torch.random.fork_rng():
+            _, logs = model.training_loss(batch)
+        assert ("noise_mse" in logs) == (weight > 0)
+        optimizer = torch.optim.AdamW(model.unet.parameters(), lr=3e-3)
+        for _ in range(60):
+            loss, _ = model.training_loss(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        errors[weight] = _noise_error_at_the_last_step(model, batch)
+    assert errors[1.0] < 0.9 * errors[0.0]  # measured: 0.67 vs 0.81
+
+
 def test_restore_is_seedable_and_accepts_sampler_overrides():
     model = IRSDE(**TINY).eval()
     _, lq = _pair()

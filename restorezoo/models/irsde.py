@@ -572,6 +572,9 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             random one; a path/file name: the released ``daclip_ViT-B-32.pt``). Never in the state dict;
             when given, ``context_dim`` follows its ``embed_dim``.
         ema_decay: decay of the EMA copy of the U-Net used for validation/test/restore (None: no EMA).
+        noise_loss_weight: weight of an auxiliary noise-matching MSE (DDPM's simple loss) added to the paper's
+            maximum-likelihood loss (paper: 0). The ML loss weights the noise error by 2σ_max²Δθ/σ̄_t, which is
+            tiny at large t; a small network trained for minutes learns that noise only with this term.
         steps, sampler, seed: default sampler settings (``restore(batch, steps=, sampler=, seed=)`` overrides).
         progress: show a progress bar over the sampling steps.
         lr, weight_decay, betas, min_lr, warmup_steps: see ``RestorationModule`` (paper: AdamW 2e-4,
@@ -593,6 +596,7 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         schedule: str = "cosine",
         daclip: str | None = None,
         ema_decay: float | None = 0.999,
+        noise_loss_weight: float = 0.0,
         steps: int = 100,
         sampler: str = "posterior",
         seed: int | None = None,
@@ -612,6 +616,7 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         self.sde = MeanRevertingSDE(T, max_sigma, eps, schedule)
         self.steps, self.sampler, self.seed, self.progress = steps, sampler, seed, progress
         self.ema_decay = ema_decay
+        self.noise_loss_weight = noise_loss_weight
         # Frozen and kept out of the state dict: a list hides it from nn.Module registration.
         self.init_daclip(daclip)
         if self.daclip is not None:  # the embeddings' width decides the context width
@@ -647,13 +652,18 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         hq, lq = batch["hq"].float(), batch["lq"].float()
         degradation, content = self.conditioning(lq)
         t = torch.randint(1, self.sde.T + 1, (hq.shape[0],), device=hq.device)
-        x_t, _ = self.sde.forward_state(hq, lq, t)
+        x_t, true_noise = self.sde.forward_state(hq, lq, t)
         noise = self.unet(x_t, lq, t, degradation, content).float()
         score = self.sde.score_from_noise(noise, t)
         predicted = self.sde.reverse_step_mean(x_t, score, lq, t)
         optimum = self.sde.optimal_reverse_step(x_t, hq, lq, t)
-        loss = F.l1_loss(predicted, optimum)
-        return loss, {"l1": loss.detach()}
+        l1 = F.l1_loss(predicted, optimum)
+        logs = {"l1": l1.detach()}
+        if self.noise_loss_weight <= 0:
+            return l1, logs
+        noise_mse = F.mse_loss(noise, true_noise)
+        logs["noise_mse"] = noise_mse.detach()
+        return l1 + self.noise_loss_weight * noise_mse, logs
 
     def restore(
         self,
