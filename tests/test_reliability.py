@@ -117,7 +117,7 @@ CORPUS: dict[str, tuple[Callable[[Path], None], tuple[int, int] | str]] = {
     "exif_rotated.jpg": (_exif_rotated, (20, 10)),
     "one_pixel.png": (lambda p: Image.fromarray(_rgb(1, 1)).save(p), (1, 1)),
     "odd_7x13.png": (lambda p: Image.fromarray(_rgb(7, 13)).save(p), (7, 13)),
-    "large_tiled.png": (lambda p: Image.fromarray(_rgb(300, 420)).save(p), (300, 420)),
+    "large_tiled.png": (lambda p: Image.fromarray(_rgb(160, 224)).save(p), (160, 224)),
     "rgb_webp.webp": (lambda p: Image.fromarray(_rgb(10, 12)).save(p), (10, 12)),
     "rgb_tiff.tif": (lambda p: Image.fromarray(_rgb(10, 12)).save(p), (10, 12)),
     "float32.tif": (lambda p: _float_tiff(p, 0.25), (4, 5)),
@@ -216,7 +216,7 @@ def test_batch_restore_goes_past_every_bad_file_and_reports_them_all(corpus, tin
     huge_prompt = "please remove the noise " * 420  # a 10 000-character instruction
     assert len(huge_prompt) >= 10_000
     args = ["restore", *[str(corpus / n) for n in names], "--ckpt", str(tiny_ckpt), "-o", str(out)]
-    code, stdout, stderr = _cli([*args, "--tile", "128", "--prompt", huge_prompt, "--device", "cpu"], capsys)
+    code, stdout, stderr = _cli([*args, "--tile", "96", "--prompt", huge_prompt, "--device", "cpu"], capsys)
     invalid = [n for n in names if isinstance(CORPUS[n][1], str)]
     assert code == 1, stderr[-2000:]
     assert "images failed:" in stderr, stderr[-2000:]
