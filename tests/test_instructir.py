@@ -149,6 +149,7 @@ def test_absurd_prompts_are_truncated_not_fatal(tiny_instructir):
     assert out.shape == (1, 3, 16, 16) and torch.isfinite(out).all()
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_a_nan_loss_is_returned_to_the_guard_not_raised():
     """The step itself no longer raises: ``NonFiniteGuard`` (tests/test_reliability.py) skips the step."""
     model = InstructIR(**TINY_INSTRUCTIR)
