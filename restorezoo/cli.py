@@ -36,6 +36,22 @@ def _lightning_cli(args: list[str] | None) -> None:
             parser.add_lightning_class_args(RestorationMetrics, "metrics")
             parser.add_lightning_class_args(ImageWriter, "writer")
 
+        def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 - jsonargparse parser
+            self._given_args = args
+            super().parse_arguments(parser, args)
+
+        def _parse_ckpt_path(self) -> None:
+            # Lightning parses a --ckpt_path checkpoint's hyper-parameters *over* the parsed config, so
+            # `test --ckpt_path C --model.init_args.steps 10` silently kept the steps it was trained with.
+            # The checkpoint only fills in what --config and the command line leave out (the architecture):
+            # parser defaults < checkpoint hparams < config files < command line, in that order.
+            super()._parse_ckpt_path()
+            subcommand = self.config.get("subcommand")
+            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            args = self._given_args
+            if ckpt_path and Path(ckpt_path).is_file() and (args is None or isinstance(args, list)):
+                self.config = self.parser.parse_args(sys.argv[1:] if args is None else args, namespace=self.config)
+
         def before_fit(self) -> None:
             # NaN guard, per-step seeding and the run record (config + vocabularies in every checkpoint)
             from restorezoo.training import RunRecord, default_callbacks
