@@ -9,6 +9,10 @@ Exactness under DDP: every image has a fixed row in a per-epoch state tensor
 summed across ranks once at epoch end, and each image's score is its sum divided by its count. The
 samples DistributedSampler repeats to even out the ranks therefore count once, and the table equals
 the single-device one. Nothing on the per-batch path leaves the device (no ``.item()``).
+
+Set-level metrics (FID) keep per-image features the same way (an N×2×D tensor of prediction and target
+features, reduced like the scores) and are computed per (benchmark, task) group from them at epoch end.
+CLIP-T reads ``batch["caption"]``; images without a caption are not scored.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from restorezoo.metrics.functional import psnr_ssim
-from restorezoo.metrics.learned import KNOWN_LEARNED, LearnedMetric, build_learned_metrics
+from restorezoo.metrics.learned import (
+    FID_TOO_FEW,
+    KNOWN_LEARNED,
+    NO_CAPTIONS,
+    LearnedMetric,
+    build_learned_metrics,
+    frechet_distance,
+)
 from restorezoo.metrics.protocol import RGB, MetricProtocol
 from restorezoo.metrics.tables import (
     atomic_write_bytes,
@@ -64,6 +75,8 @@ class _EpochState:
     counts: Tensor | None = None  # (N + 1) × C
     tasks: Tensor | None = None  # N + 1, task index + 1 (0 = unknown)
     chunks: list[tuple[list[str], Tensor, Tensor, Tensor]] = field(default_factory=list)  # fallback
+    features: dict[str, Tensor] = field(default_factory=dict)  # set-level metric -> (N + 1) × 2 × D sums
+    feature_chunks: dict[str, list[Tensor]] = field(default_factory=dict)  # fallback: B × 2 × D per batch
     output_dir: Path | None = None
     saved: dict[str, int] = field(default_factory=dict)
 
@@ -73,8 +86,9 @@ class RestorationMetrics(L.Callback):
 
     Args:
         metrics: BasicSR-exact metrics to compute, among ``"psnr"`` and ``"ssim"``.
-        learned: pyiqa metrics (``"lpips"``, ``"dists"``, ``"niqe"``, ``"musiq"``, ``"clipiqa"``);
-            ones whose weights cannot be had show "n/a (weights unavailable)" and the run goes on.
+        learned: pyiqa metrics (``"lpips"``, ``"dists"``, ``"niqe"``, ``"musiq"``, ``"clipiqa"``), open_clip
+            ``"clip_i"``/``"clip_t"`` (against ``batch["caption"]``) and the set-level ``"fid"``; ones whose
+            weights cannot be had show "n/a (weights unavailable)" and the run goes on.
         compare_input: also score the degraded input against the target (``psnr_lq``, ``ssim_lq``),
             so the table shows what the model gained.
         save_images: on test, save an LQ | prediction | HQ strip of the first N images of each
@@ -187,6 +201,8 @@ class RestorationMetrics(L.Callback):
                 counts=torch.zeros(n + 1, c, dtype=dtype, device=pl_module.device),
                 tasks=torch.zeros(n + 1, dtype=torch.long, device=pl_module.device),
             )
+            for name, metric in self._set_level().items():
+                self._state.features[name] = torch.zeros(n + 1, 2, metric.dim, device=pl_module.device)
         if stage == "test" and self.save_images > 0:
             # log_dir broadcasts, so every rank must resolve it, not just rank zero.
             self._state.output_dir = self._resolve_output_dir(trainer)
@@ -212,10 +228,14 @@ class RestorationMetrics(L.Callback):
             return dataloader_idx
         return -1
 
+    def _set_level(self) -> dict[str, LearnedMetric]:
+        return {n: m for n, m in self._learned.items() if m.set_level and m.available}
+
     def _score(
         self, state: _EpochState, pred: Tensor, batch: Mapping[str, Any], protocols: list[MetricProtocol]
-    ) -> tuple[Tensor, Tensor]:
-        """B×C scores and B×C 0/1 flags of which were computed, all on the prediction's device."""
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """B×C scores, B×C 0/1 flags of which were computed and B×2×D set-level features (prediction,
+        target), all on the prediction's device."""
         b, device = pred.shape[0], pred.device
         cols = state.columns
         vals = torch.zeros(b, len(cols), dtype=torch.float64, device=device)
@@ -245,20 +265,34 @@ class RestorationMetrics(L.Callback):
                         j = cols.index(m + suffix)
                         vals[rows, j] = scores[m]
                         done[rows, j] = 1.0
+        features: dict[str, Tensor] = {}
+        captions = [str(c) for c in (batch.get("caption") or [])]
         for name, metric in self._learned.items():
             if not metric.available or f"failed:{name}" in self._warned:
                 continue
             if metric.full_reference and not paired:
                 continue
+            j = cols.index(name)
+            rows = slice(None)
             try:
-                score = metric(pred, hq if metric.full_reference else None)
+                if metric.set_level:
+                    features[name] = torch.stack([metric.features(pred), metric.features(hq)], dim=1).to(device)
+                    done[:, j] = 1.0
+                    continue
+                if metric.needs_caption:  # CLIP-T: only images that have a caption (not dropped, not empty)
+                    keep = [i for i, c in enumerate(captions[:b]) if c.strip()]
+                    if not keep:
+                        continue
+                    rows = _to_device(keep, device)
+                    score = metric(pred.index_select(0, rows), captions=[captions[i] for i in keep])
+                else:
+                    score = metric(pred, hq if metric.full_reference else None)
             except Exception as exc:  # a metric that cannot score these images must not end the run
                 self._warn_once(f"failed:{name}", f"RestorationMetrics: '{name}' failed ({exc}); skipped.")
                 continue
-            j = cols.index(name)
-            vals[:, j] = score.to(device)
-            done[:, j] = 1.0
-        return vals, done
+            vals[rows, j] = score.to(device)
+            done[rows, j] = 1.0
+        return vals, done, features
 
     def _update(
         self,
@@ -287,7 +321,7 @@ class RestorationMetrics(L.Callback):
             protocols = [state.protocols[s] if s >= 0 else RGB for s in set_ids]
         else:
             protocols = [RGB] * b
-        vals, done = self._score(state, pred, batch, protocols)
+        vals, done, features = self._score(state, pred, batch, protocols)
         if state.indexed:
             assert state.values is not None and state.counts is not None and state.tasks is not None
             index = batch.get("index")
@@ -304,8 +338,12 @@ class RestorationMetrics(L.Callback):
             state.values.index_add_(0, slot, vals.to(state.values.dtype))
             state.counts.index_add_(0, slot, done.to(state.counts.dtype))
             state.tasks.scatter_reduce_(0, slot, (task.long() + 1).clamp(min=0), reduce="amax")
+            for name, feats in features.items():
+                state.features[name].index_add_(0, slot, feats.to(state.features[name].dtype))
         else:
             state.chunks.append(([str(n) for n in benchmarks], task.long().detach(), vals, done))
+            for name, feats in features.items():
+                state.feature_chunks.setdefault(name, []).append(feats.detach())
         if state.stage == "test" and self.save_images > 0 and trainer.is_global_zero:
             self._save_strips(state, pred, batch, benchmarks)
 
@@ -353,6 +391,14 @@ class RestorationMetrics(L.Callback):
 
     # ------------------------------------------------------------------ epoch end
 
+    def _gather_features(self, trainer: L.Trainer, n: int) -> dict[str, Tensor]:
+        """All ranks' per-image set-level features (N × 2 × D sums) on the CPU."""
+        state = self._state
+        assert state is not None
+        if state.indexed:
+            return {k: trainer.strategy.reduce(v, reduce_op="sum").cpu()[:-1] for k, v in state.features.items()}
+        return {k: torch.cat(v).cpu() for k, v in state.feature_chunks.items() if sum(len(t) for t in v) == n}
+
     def _gather(self, trainer: L.Trainer) -> tuple[Tensor, Tensor, Tensor, Tensor, list[str]] | None:
         """All ranks' per-image state as (values, counts, tasks, image_sets, set_names) on the CPU."""
         state = self._state
@@ -395,7 +441,13 @@ class RestorationMetrics(L.Callback):
             return
         values, counts, tasks, image_sets, set_names = gathered
         prefix = STAGES[state.stage]
-        rows = rows_from_state(values, counts, tasks, image_sets, set_names, state.columns, state.task_names)
+        set_level = self._set_level_columns(trainer, values, counts, state.columns)
+        rows = rows_from_state(
+            values, counts, tasks, image_sets, set_names, state.columns, state.task_names, set_level
+        )
+        for row in rows:  # CLIP-T where no image of the group had a caption
+            if "clip_t" in state.columns and row["clip_t"] is None and "clip_t" not in self.unavailable:
+                row["clip_t"] = NO_CAPTIONS
         scored = counts > 0
         nan_images = int(((values != values) & scored).any(dim=1).sum())
         if nan_images:
@@ -410,11 +462,11 @@ class RestorationMetrics(L.Callback):
         # the per-task breakdown (and the input's scores) live in benchmark.md/.csv.
         keep = [c for c in state.columns if not c.endswith("_lq")]
 
-        def log(name: str, value: float | None) -> None:
-            if value is not None:
+        def log(name: str, value: float | str | None) -> None:
+            if isinstance(value, (int, float)):  # not None nor an "n/a (...)" cell
                 pl_module.log(name, float(value), sync_dist=sync, add_dataloader_idx=False)
 
-        overall = overall_means(values, counts, state.columns)
+        overall = overall_means(values, counts, state.columns, set_level)
         for col in keep:
             log(f"{prefix}/{col}", overall[col])
         for row in rows:
@@ -428,6 +480,26 @@ class RestorationMetrics(L.Callback):
         else:
             self.val_rows = rows
         self._state = None
+
+    def _set_level_columns(
+        self, trainer: L.Trainer, values: Tensor, counts: Tensor, columns: list[str]
+    ) -> dict[str, Any]:
+        """Per set-level metric, the function of a group's image mask that computes it (FID)."""
+        features = self._gather_features(trainer, values.shape[0])
+        out: dict[str, Any] = {}
+        for name, feats in features.items():
+            # Each image's features are its sums over the times it was scored (DDP padding) / that count.
+            count = counts[:, columns.index(name)].clamp(min=1).to(feats.dtype).view(-1, 1, 1)
+            mean = feats / count
+
+            def fid(mask: Tensor, mean: Tensor = mean) -> float | str:
+                if int(mask.sum()) < 2:
+                    return FID_TOO_FEW
+                group = mean[mask]
+                return frechet_distance(group[:, 0], group[:, 1])
+
+            out[name] = fid
+        return out
 
     def _write_test_table(self, trainer: L.Trainer, state: _EpochState, rows: list[dict[str, Any]]) -> None:
         out_dir = state.output_dir or self._resolve_output_dir(trainer)  # every rank: log_dir broadcasts

@@ -1,5 +1,5 @@
-"""Learned quality metrics (LPIPS, DISTS, NIQE, MUSIQ, CLIP-IQA through pyiqa; CLIP-I through open_clip),
-optional by design.
+"""Learned quality metrics (LPIPS, DISTS, NIQE, MUSIQ, CLIP-IQA through pyiqa; CLIP-I and CLIP-T through
+open_clip; FID on pyiqa's Inception), optional by design.
 
 These metrics need pretrained weights that pyiqa downloads on first use. On an offline machine, a
 cluster node without internet or a CI runner, that download must not hang a test run or crash it
@@ -27,15 +27,24 @@ __all__ = [
     "KNOWN_LEARNED",
     "OPEN_CLIP_METRICS",
     "ClipImageSimilarity",
+    "ClipTextSimilarity",
+    "FID_TOO_FEW",
+    "InceptionFeatures",
     "LearnedMetric",
     "LearnedSpec",
+    "NO_CAPTIONS",
     "PYIQA_MISSING",
     "WEIGHTS_UNAVAILABLE",
     "build_learned_metrics",
+    "frechet_distance",
 ]
 
 WEIGHTS_UNAVAILABLE = "weights unavailable"
 PYIQA_MISSING = "pyiqa not installed"
+FID_TOO_FEW = "n/a (needs ≥ 2 images)"
+"""Cell text of FID for a group with fewer than two images (no covariance)."""
+NO_CAPTIONS = "n/a (no captions)"
+"""Cell text of CLIP-T for a group whose images carry no caption."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class LearnedSpec:
 
     full_reference: bool
     lower_better: bool
+    needs_caption: bool = False
+    """Scores the image against ``batch["caption"]`` (CLIP-T); images with an empty caption are left out."""
+    set_level: bool = False
+    """Computed over a whole (benchmark, task) group from per-image features (FID), not averaged per image."""
 
 
 KNOWN_LEARNED: dict[str, LearnedSpec] = {
@@ -53,10 +66,12 @@ KNOWN_LEARNED: dict[str, LearnedSpec] = {
     "musiq": LearnedSpec(full_reference=False, lower_better=False),
     "clipiqa": LearnedSpec(full_reference=False, lower_better=False),
     "clip_i": LearnedSpec(full_reference=True, lower_better=False),
+    "clip_t": LearnedSpec(full_reference=False, lower_better=False, needs_caption=True),
+    "fid": LearnedSpec(full_reference=True, lower_better=True, set_level=True),
 }
-"""Supported names, spelled as pyiqa spells them (``clip_i`` is restorezoo's, built on open_clip)."""
+"""Supported names, spelled as pyiqa spells them (``clip_i``/``clip_t`` are restorezoo's, built on open_clip)."""
 
-OPEN_CLIP_METRICS: dict[str, tuple[str, str]] = {"clip_i": ("ViT-L-14", "openai")}
+OPEN_CLIP_METRICS: dict[str, tuple[str, str]] = {"clip_i": ("ViT-L-14", "openai"), "clip_t": ("ViT-L-14", "openai")}
 """Metrics computed with an open_clip model (architecture, pretrained tag) instead of pyiqa."""
 
 
@@ -65,11 +80,7 @@ class ClipImageSimilarity(torch.nn.Module):
 
     def __init__(self, arch: str, pretrained: str, device: torch.device) -> None:
         super().__init__()
-        import open_clip
-
-        # Fetch (or find in the cache) the weights before building the large tower, so offline fails fast.
-        open_clip.download_pretrained(open_clip.get_pretrained_cfg(arch, pretrained))
-        self.model = open_clip.create_model(arch, pretrained=pretrained, device=device).eval()
+        self.model = _open_clip_model(arch, pretrained, device)
         size = self.model.visual.image_size
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
@@ -80,6 +91,85 @@ class ClipImageSimilarity(torch.nn.Module):
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         return (self.embed(pred) * self.embed(target)).sum(dim=-1)
+
+
+class ClipTextSimilarity(ClipImageSimilarity):
+    """CLIP-T (SPIRE Tab. 1): cosine similarity of the restoration's CLIP image embedding and its caption's
+    CLIP text embedding, i.e. how well the output keeps the semantics the caption describes.
+
+    Build from an open_clip (arch, pretrained tag), or pass ``model``/``tokenizer`` directly (tests use a
+    tiny random CLIP).
+    """
+
+    def __init__(
+        self,
+        arch: str = "",
+        pretrained: str = "",
+        device: torch.device | str = "cpu",
+        model: torch.nn.Module | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        if model is None:
+            import open_clip
+
+            super().__init__(arch, pretrained, torch.device(device))
+            self.tokenizer = open_clip.get_tokenizer(arch)
+        else:
+            torch.nn.Module.__init__(self)
+            self.model, self.tokenizer = model.eval(), tokenizer
+            size = self.model.visual.image_size
+            self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+    def embed_text(self, captions: Sequence[str]) -> Tensor:
+        device = next(self.model.parameters()).device
+        return torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(list(captions)).to(device)), dim=-1)
+
+    def forward(self, pred: Tensor, captions: Sequence[str]) -> Tensor:  # type: ignore[override]
+        if len(captions) != pred.shape[0] or not all(c.strip() for c in captions):
+            raise ValueError("CLIP-T needs one non-empty caption per image")
+        return (self.embed(pred) * self.embed_text(captions)).sum(dim=-1)
+
+
+class InceptionFeatures(torch.nn.Module):
+    """2048-d pool features of the FID Inception-v3 (the TF-ported network pyiqa and pytorch-fid share).
+
+    pyiqa downloads its weights (``pt_inception-2015-12-05-6726825d.pth``) into its cache on first use;
+    a file already placed there is used offline.
+    """
+
+    dim = 2048
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        from pyiqa.archs.inception import InceptionV3
+
+        self.net = InceptionV3(output_blocks=[3], resize_input=True, normalize_input=True).to(device).eval()
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)[0].flatten(1)
+
+
+def frechet_distance(a: Tensor, b: Tensor) -> float:
+    """Fréchet distance of Gaussians fitted to two N×D feature sets (FID, Heusel et al. 2017):
+    ||mu_a - mu_b||² + tr(S_a + S_b - 2 (S_a S_b)^½); the trace of the root is the sum of the square roots
+    of the (real, non-negative up to round-off) eigenvalues of S_a S_b.
+    """
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError("the Fréchet distance needs at least 2 samples per set")
+    a, b = a.detach().to("cpu", torch.float64), b.detach().to("cpu", torch.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+    root_trace = torch.linalg.eigvals(cov_a @ cov_b).real.clamp(min=0).sqrt().sum()
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * root_trace)
+
+
+def _open_clip_model(arch: str, pretrained: str, device: torch.device) -> torch.nn.Module:
+    import open_clip
+
+    # Fetch (or find in the cache) the weights before building the large tower, so offline fails fast.
+    open_clip.download_pretrained(open_clip.get_pretrained_cfg(arch, pretrained))
+    return open_clip.create_model(arch, pretrained=pretrained, device=device).eval()
+
 
 _CREATE_TIMEOUT_S = 10.0
 _lock = threading.Lock()
@@ -139,6 +229,8 @@ class LearnedMetric:
         self.name = name
         self.full_reference = spec.full_reference
         self.lower_better = spec.lower_better
+        self.needs_caption = spec.needs_caption
+        self.set_level = spec.set_level
         self.device = torch.device(device)
         self.timeout = timeout
         self._net: Any = None
@@ -153,9 +245,10 @@ class LearnedMetric:
                 return
             self._tried = True
             if self.name in OPEN_CLIP_METRICS:
+                scorer = ClipTextSimilarity if self.needs_caption else ClipImageSimilarity
                 try:
                     with _offline_guard(self.timeout):
-                        self._net = ClipImageSimilarity(*OPEN_CLIP_METRICS[self.name], self.device)
+                        self._net = scorer(*OPEN_CLIP_METRICS[self.name], self.device)
                 except Exception as exc:  # offline, or no cached weights
                     self._reason, self.detail = WEIGHTS_UNAVAILABLE, f"{type(exc).__name__}: {exc}"
                 return
@@ -166,7 +259,10 @@ class LearnedMetric:
             buffer = io.StringIO()  # pyiqa prints download/loading chatter to stdout
             try:
                 with _offline_guard(self.timeout), contextlib.redirect_stdout(buffer):
-                    net = pyiqa.create_metric(self.name, device=self.device, as_loss=False)
+                    if self.set_level:  # pyiqa's own FID scores folders; the callback needs per-image features
+                        net = InceptionFeatures(self.device)
+                    else:
+                        net = pyiqa.create_metric(self.name, device=self.device, as_loss=False)
             except Exception as exc:  # offline download, corrupt cache, missing optional dependency
                 self._reason = WEIGHTS_UNAVAILABLE
                 self.detail = f"{type(exc).__name__}: {exc}"
@@ -187,15 +283,38 @@ class LearnedMetric:
         self._ensure()
         return self._reason
 
-    def __call__(self, pred: Tensor, target: Tensor | None = None) -> Tensor:
-        """Score a B×3×H×W batch in [0, 1]; returns one float64 value per image (shape [B])."""
+    @property
+    def dim(self) -> int:
+        """Feature size of a set-level metric (FID)."""
+        return int(self._net.dim) if self.available and self.set_level else 0
+
+    def features(self, images: Tensor) -> Tensor:
+        """B×D float32 features of a set-level metric (FID), for the group statistics."""
+        if not self.available or not self.set_level:
+            raise RuntimeError(f"learned metric '{self.name}' has no features ({self.reason or 'not set-level'})")
+        with torch.no_grad():
+            return self._net(images.detach().to(self.device, torch.float32).clamp(0, 1)).float()
+
+    def __call__(
+        self, pred: Tensor, target: Tensor | None = None, captions: Sequence[str] | None = None
+    ) -> Tensor:
+        """Score a B×3×H×W batch in [0, 1]; returns one float64 value per image (shape [B]).
+
+        ``captions`` (one non-empty caption per image) are what CLIP-T compares the images with.
+        """
         if not self.available:
             raise RuntimeError(f"learned metric '{self.name}' is unavailable: {self.reason} ({self.detail})")
+        if self.set_level:
+            raise RuntimeError(f"'{self.name}' is a set-level metric: use features() and frechet_distance()")
         if pred.ndim != 4 or pred.shape[1] != 3:
             raise ValueError(f"expected a B×3×H×W RGB tensor, got shape {tuple(pred.shape)}")
         x = pred.detach().to(self.device, torch.float32).clamp(0, 1)
         with torch.no_grad():
-            if self.full_reference:
+            if self.needs_caption:
+                if captions is None:
+                    raise ValueError(f"'{self.name}' compares images with captions and needs them")
+                out = self._net(x, captions)
+            elif self.full_reference:
                 if target is None:
                     raise ValueError(f"'{self.name}' is a full-reference metric and needs a target")
                 out = self._net(x, target.detach().to(self.device, torch.float32).clamp(0, 1))

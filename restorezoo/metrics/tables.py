@@ -13,7 +13,7 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,20 @@ def _per_image(values: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
     return means, present
 
 
-def _group_means(means: Tensor, present: Tensor, mask: Tensor, columns: Sequence[str]) -> dict[str, Any]:
+SetLevel = Mapping[str, Callable[[Tensor], Any]]
+"""Set-level metrics (FID): column -> function of a group's N-long image mask giving its value or cell text."""
+
+
+def _group_means(
+    means: Tensor, present: Tensor, mask: Tensor, columns: Sequence[str], set_level: SetLevel | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for j, col in enumerate(columns):
         sel = mask & present[:, j]
-        out[col] = float(means[sel, j].mean()) if bool(sel.any()) else None
+        if set_level and col in set_level:
+            out[col] = set_level[col](sel) if bool(sel.any()) else None
+        else:
+            out[col] = float(means[sel, j].mean()) if bool(sel.any()) else None
     return out
 
 
@@ -85,6 +94,7 @@ def rows_from_state(
     set_names: Sequence[str],
     columns: Sequence[str],
     task_names: Sequence[str] = (),
+    set_level: SetLevel | None = None,
 ) -> list[dict[str, Any]]:
     """Group per-image metric sums into one row per (benchmark, task), plus a benchmark's "all" row.
 
@@ -96,6 +106,7 @@ def rows_from_state(
         set_names: benchmark names, in table order.
         columns: the C metric names.
         task_names: the datamodule's task vocabulary, to name task ids.
+        set_level: metrics computed over a whole group (FID) instead of averaged over its images.
 
     A group's value is the mean over its images of each image's mean score, so an image scored on
     two ranks counts once. The "all" row (only when a benchmark has more than one task) averages over
@@ -118,19 +129,21 @@ def rows_from_state(
         for t in ids:
             mask = in_set & (tasks == t)
             row = {"benchmark": name, "task": task_label(t, task_names), "images": int(mask.sum())}
-            row.update(_group_means(means, present, mask, columns))
+            row.update(_group_means(means, present, mask, columns, set_level))
             rows.append(row)
         if len(ids) > 1:
             row = {"benchmark": name, "task": ALL_TASKS, "images": int(in_set.sum())}
-            row.update(_group_means(means, present, in_set, columns))
+            row.update(_group_means(means, present, in_set, columns, set_level))
             rows.append(row)
     return rows
 
 
-def overall_means(values: Tensor, counts: Tensor, columns: Sequence[str]) -> dict[str, float | None]:
-    """Mean over every scored image of each metric (what ``val/psnr`` reports)."""
+def overall_means(
+    values: Tensor, counts: Tensor, columns: Sequence[str], set_level: SetLevel | None = None
+) -> dict[str, Any]:
+    """Mean over every scored image of each metric (what ``val/psnr`` reports); set-level ones over all images."""
     means, present = _per_image(values, counts)
-    return _group_means(means, present, present.any(dim=1), columns)
+    return _group_means(means, present, present.any(dim=1), columns, set_level)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -142,6 +155,8 @@ def column_label(column: str) -> str:
         return column
     base, _, suffix = column.partition("_")
     label = {"clipiqa": "CLIP-IQA"}.get(base, base.upper())
+    if column in ("clip_i", "clip_t"):
+        return column.upper().replace("_", "-")
     return f"{label} (input)" if suffix == "lq" else column.upper() if suffix else label
 
 
