@@ -34,25 +34,6 @@ MIXED = "mixed"
 """Task of presets whose samples each carry the task of the degradation actually applied."""
 
 
-def _skippable(step: dict[str, Any]) -> dict[str, Any]:
-    return {"name": "random_choice", "options": [step, "clean"]}
-
-
-SPIRE_PARAMETERIZED: dict[str, Any] = {
-    "name": "compose",
-    "steps": [
-        _skippable({"name": "gaussian_blur"}),
-        _skippable({"name": "sr", "scales": [2, 4]}),
-        _skippable({"name": "noise"}),
-        _skippable({"name": "jpeg"}),
-    ],
-}
-"""SPIRE's parameterized pipeline: blur, downsampling, noise, JPEG in order, each skipped with p = 0.5.
-
-The paper gives the stages and the skip probability, not every range; the ranges are restorezoo's defaults.
-"""
-
-
 @dataclass(frozen=True)
 class BenchmarkPreset:
     """One named test set.
@@ -60,7 +41,10 @@ class BenchmarkPreset:
     ``hq``/``lq`` are folders relative to the data root. Synthetic presets have no ``lq`` and
     a ``degradation`` spec applied deterministically per image instead. ``match`` pairs file names
     (``pair_keys``: "stem", "prefix", "suffix:LQ,HQ"); ``captions`` is a COCO-style JSON relative to
-    the root whose captions go with the ``hq`` images.
+    the root whose captions go with the ``hq`` images. ``degradation_prompt``: each sample's prompt is
+    the one its degradation wrote (SPIRE's restoration prompt, "Deblur with sigma 1.5; Dejpeg with
+    quality 40;"), not an instruction of the task. ``metrics`` are the paper's columns for this set
+    (``--metrics.learned`` takes the learned ones).
     """
 
     name: str
@@ -72,6 +56,8 @@ class BenchmarkPreset:
     match: str = "stem"
     paper: str = ""
     captions: str | None = None
+    degradation_prompt: bool = False
+    metrics: tuple[str, ...] = ()
 
     def layout(self, root: str | Path = "<root>") -> str:
         """The folders this preset expects, for error messages and ``restorezoo data check``."""
@@ -163,9 +149,12 @@ PRESETS: dict[str, BenchmarkPreset] = {
             MIXED,
             "COCO/val2017",
             CAPTIONED_RGB,
-            degradation=SPIRE_PARAMETERIZED,
+            degradation={"name": "parameterized"},
             captions="COCO/annotations/captions_val2017.json",
-            paper="SPIRE Tab. 1 (MS-COCO val with captions, parameterized degradation; paper uses 3000 images)",
+            paper="SPIRE Tab. 1 (MS-COCO val with captions, parameterized degradation and its restoration "
+            "prompts; the paper uses 3000 images: max_images=3000)",
+            degradation_prompt=True,
+            metrics=("psnr", "ssim", "lpips", "fid", "clip_i", "clip_t"),
         ),
         *(
             BenchmarkPreset(
@@ -208,6 +197,7 @@ class Benchmark(RestorationDataset):
         lq_dir, hq_dir: override the preset's folders (absolute, or relative to ``root``).
         prompt: a fixed instruction; by default a held-out instruction of the preset's task.
         captions: override the preset's captions JSON (absolute, or relative to ``root``).
+        max_images: score only the first N captioned images (SPIRE Tab. 1: 3000 of MS-COCO val).
     """
 
     def __init__(
@@ -219,6 +209,7 @@ class Benchmark(RestorationDataset):
         prompt: str | None = None,
         seed: int = 0,
         captions: str | None = None,
+        max_images: int | None = None,
     ) -> None:
         if name not in PRESETS:
             raise DataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(PRESETS))}")
@@ -237,7 +228,9 @@ class Benchmark(RestorationDataset):
         task = None if preset.task == MIXED else preset.task
         inner: RestorationDataset
         if text is not None:
-            inner = CaptionedFolder(str(hq), str(text), preset.degradation, task=task, benchmark=name, seed=seed)
+            inner = CaptionedFolder(
+                str(hq), str(text), preset.degradation, task=task, benchmark=name, seed=seed, max_images=max_images
+            )
         elif lq is None:
             inner = Synthetic(str(hq), preset.degradation, task=task, benchmark=name, seed=seed)
         else:
@@ -257,3 +250,10 @@ class Benchmark(RestorationDataset):
 
     def item(self, index: int, generator: torch.Generator) -> Item:
         return self.inner.item(index, generator)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = super().__getitem__(index)
+        if self.preset.degradation_prompt and self.prompt is None:
+            # SPIRE's protocol: the restorer is told what was done to this image (fixed per index).
+            sample["prompt"] = str(sample["params"].get("prompt", ""))
+        return sample
