@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+from restorezoo.data.batch import collate
 from restorezoo.metrics import learned as learned_mod
 from restorezoo.metrics.callback import RestorationMetrics
 from restorezoo.metrics.learned import (
@@ -136,3 +138,48 @@ def test_fid_per_group_is_zero_for_identical_sets_positive_otherwise_and_na_belo
     assert rows["alpha", "noise"] > 0
     assert rows["alpha", "noise"] == pytest.approx(frechet_distance(pred, hq), rel=1e-4)
     assert rows["alpha", "all"] > 0 and rows["alpha", "blur"] > 0
+
+
+class _TwoRanks:
+    """Strategy stand-in whose reduce adds (or maxes) rank 0's state tensor with rank 1's."""
+
+    root_device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.peers: dict[int, torch.Tensor] = {}
+
+    def pair(self, mine: Any, theirs: Any) -> None:
+        for name in ("values", "counts", "tasks"):
+            self.peers[id(getattr(mine, name))] = getattr(theirs, name)
+        for name, tensor in mine.features.items():
+            self.peers[id(tensor)] = theirs.features[name]
+
+    def reduce(self, tensor: torch.Tensor, reduce_op: str = "sum") -> torch.Tensor:
+        other = self.peers.get(id(tensor), torch.zeros_like(tensor))
+        return torch.maximum(tensor, other) if reduce_op == "max" else tensor + other
+
+
+def test_fid_under_ddp_counts_padded_duplicates_once_and_equals_one_device(monkeypatch) -> None:
+    _inject(monkeypatch, fid=PoolFeatures())
+    dm, module = TwoBenchmarks(), Blend()
+    alpha = dm.sets["alpha"]
+
+    def run(shards: list[list[int]]) -> dict[tuple[str, str], Any]:
+        strategy = _TwoRanks()
+        fake = SimpleNamespace(datamodule=dm, world_size=len(shards), is_global_zero=True, strategy=strategy)
+        callbacks = [RestorationMetrics(learned=["fid"], save_images=0) for _ in shards]
+        for cb, shard in zip(callbacks, shards, strict=True):
+            cb._start(fake, module, "validate")  # type: ignore[arg-type]
+            batch = collate([alpha[i] for i in shard])
+            cb._update(fake, module, module.restore(batch), batch, dataloader_idx=0)  # type: ignore[arg-type]
+        if len(callbacks) == 2:
+            strategy.pair(callbacks[0]._state, callbacks[1]._state)
+        callbacks[0]._finish(fake, module)  # type: ignore[arg-type]
+        return {(r["benchmark"], r["task"]): r["fid"] for r in callbacks[0].val_rows}
+
+    single = run([[0, 1, 2, 3, 4]])
+    ddp = run([[0, 2, 4], [1, 3, 0]])  # image 0 padded onto rank 1, as DistributedSampler does
+    assert single["alpha", "all"] > 0
+    assert ddp.keys() == single.keys()
+    for key, value in single.items():
+        assert ddp[key] == pytest.approx(value, rel=1e-5)

@@ -141,8 +141,12 @@ class InceptionFeatures(torch.nn.Module):
 
     def __init__(self, device: torch.device) -> None:
         super().__init__()
-        from pyiqa.archs.inception import InceptionV3
+        from pyiqa.archs.inception import FID_WEIGHTS_URL, InceptionV3
+        from pyiqa.utils.download_util import load_file_from_url
 
+        # Find (or fetch) the weights before building the network, so offline fails fast.
+        with contextlib.redirect_stdout(io.StringIO()):
+            load_file_from_url(FID_WEIGHTS_URL, progress=False)
         self.net = InceptionV3(output_blocks=[3], resize_input=True, normalize_input=True).to(device).eval()
 
     def forward(self, images: Tensor) -> Tensor:
