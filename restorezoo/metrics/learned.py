@@ -75,12 +75,12 @@ OPEN_CLIP_METRICS: dict[str, tuple[str, str]] = {"clip_i": ("ViT-L-14", "openai"
 """Metrics computed with an open_clip model (architecture, pretrained tag) instead of pyiqa."""
 
 
-class ClipImageSimilarity(torch.nn.Module):
-    """CLIP-I (SPIRE Tab. 1): cosine similarity of the CLIP image embeddings of restoration and clean target."""
+class _ClipScorer(torch.nn.Module):
+    """An open_clip model and the input size of its image tower; ``embed`` gives unit-norm image embeddings."""
 
-    def __init__(self, arch: str, pretrained: str, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
-        self.model = _open_clip_model(arch, pretrained, device)
+        self.model = model.eval()
         size = self.model.visual.image_size
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
@@ -89,42 +89,39 @@ class ClipImageSimilarity(torch.nn.Module):
 
         return torch.nn.functional.normalize(self.model.encode_image(clip_pixels(images, self.image_size)), dim=-1)
 
+
+class ClipImageSimilarity(_ClipScorer):
+    """CLIP-I (SPIRE Tab. 1): cosine similarity of the CLIP image embeddings of restoration and clean target."""
+
+    def __init__(self, arch: str, pretrained: str, device: torch.device) -> None:
+        super().__init__(_open_clip_model(arch, pretrained, device))
+
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         return (self.embed(pred) * self.embed(target)).sum(dim=-1)
 
 
-class ClipTextSimilarity(ClipImageSimilarity):
+class ClipTextSimilarity(_ClipScorer):
     """CLIP-T (SPIRE Tab. 1): cosine similarity of the restoration's CLIP image embedding and its caption's
     CLIP text embedding, i.e. how well the output keeps the semantics the caption describes.
 
-    Build from an open_clip (arch, pretrained tag), or pass ``model``/``tokenizer`` directly (tests use a
-    tiny random CLIP).
+    ``from_pretrained`` builds it from an open_clip (arch, pretrained tag); tests pass a tiny random CLIP.
     """
 
-    def __init__(
-        self,
-        arch: str = "",
-        pretrained: str = "",
-        device: torch.device | str = "cpu",
-        model: torch.nn.Module | None = None,
-        tokenizer: Any = None,
-    ) -> None:
-        if model is None:
-            import open_clip
+    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        super().__init__(model)
+        self.tokenizer = tokenizer
 
-            super().__init__(arch, pretrained, torch.device(device))
-            self.tokenizer = open_clip.get_tokenizer(arch)
-        else:
-            torch.nn.Module.__init__(self)
-            self.model, self.tokenizer = model.eval(), tokenizer
-            size = self.model.visual.image_size
-            self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    @classmethod
+    def from_pretrained(cls, arch: str, pretrained: str, device: torch.device) -> ClipTextSimilarity:
+        import open_clip
+
+        return cls(_open_clip_model(arch, pretrained, device), open_clip.get_tokenizer(arch))
 
     def embed_text(self, captions: Sequence[str]) -> Tensor:
         device = next(self.model.parameters()).device
         return torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(list(captions)).to(device)), dim=-1)
 
-    def forward(self, pred: Tensor, captions: Sequence[str]) -> Tensor:  # type: ignore[override]
+    def forward(self, pred: Tensor, captions: Sequence[str]) -> Tensor:
         if len(captions) != pred.shape[0] or not all(c.strip() for c in captions):
             raise ValueError("CLIP-T needs one non-empty caption per image")
         return (self.embed(pred) * self.embed_text(captions)).sum(dim=-1)
@@ -249,7 +246,7 @@ class LearnedMetric:
                 return
             self._tried = True
             if self.name in OPEN_CLIP_METRICS:
-                scorer = ClipTextSimilarity if self.needs_caption else ClipImageSimilarity
+                scorer = ClipTextSimilarity.from_pretrained if self.needs_caption else ClipImageSimilarity
                 try:
                     with _offline_guard(self.timeout):
                         self._net = scorer(*OPEN_CLIP_METRICS[self.name], self.device)
