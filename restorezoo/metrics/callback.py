@@ -445,9 +445,10 @@ class RestorationMetrics(L.Callback):
         rows = rows_from_state(
             values, counts, tasks, image_sets, set_names, state.columns, state.task_names, set_level
         )
-        for row in rows:  # CLIP-T where no image of the group had a caption
-            if "clip_t" in state.columns and row["clip_t"] is None and "clip_t" not in self.unavailable:
-                row["clip_t"] = NO_CAPTIONS
+        if "clip_t" in state.columns and "clip_t" not in self.unavailable and "failed:clip_t" not in self._warned:
+            for row in rows:  # CLIP-T where no image of the group had a caption
+                if row["clip_t"] is None:
+                    row["clip_t"] = NO_CAPTIONS
         scored = counts > 0
         nan_images = int(((values != values) & scored).any(dim=1).sum())
         if nan_images:
