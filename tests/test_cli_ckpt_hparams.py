@@ -13,7 +13,9 @@ from tests.conftest import REPO
 
 QUICKSTART = REPO / "configs" / "daclip" / "irsde_quickstart.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-TEST = ["--trainer.limit_test_batches", "1", "--metrics.output_dir", "table", "--metrics.save_images", "0", *QUIET]
+TEST = ["--trainer.limit_test_batches", "1", "--metrics.output_dir", "table", "--metrics.save_images", "0", *QUIET,
+        "--data.init_args.test", "[{class_path: Sample, init_args: {split: test, tasks: [noise], max_side: 32}}]",
+        "--data.init_args.eval_batch_size", "1"]
 
 
 def test_command_line_sampler_steps_override_the_checkpoint_hparams(tmp_path: Path, monkeypatch):
