@@ -81,6 +81,19 @@ def test_paired_folder_matches_by_stem_and_lists_unmatched_files(paired_folder, 
         PairedFolder(str(tmp_path / "missing"), str(hq))
 
 
+def test_resize_trains_on_whole_images_resized_instead_of_crops(paired_folder):
+    lq, hq = paired_folder
+    data = RestorationDataModule(train=[PairedFolder(str(lq), str(hq))], resize=16, flip=False, batch_size=3)
+    dataset = data.train_sets[0]
+    sample = dataset[0]
+    assert sample["hq"].shape == (3, 16, 16)
+    full = PairedFolder(str(lq), str(hq)).configure(training=False)
+    whole = {full[i]["name"]: full[i]["hq"] for i in range(len(full))}[sample["name"]]
+    assert whole.shape[-2:] == (40, 48)  # the file is not square: a crop could not match the resize
+    expected = torch.nn.functional.interpolate(whole[None], size=(16, 16), mode="bicubic", antialias=True)[0]
+    torch.testing.assert_close(sample["hq"], expected.clamp(0, 1))
+
+
 def test_paired_folder_prefix_matching_pairs_sots_style_names(tmp_path):
     write_photo(tmp_path / "gt" / "0001.png", seed=1)
     write_photo(tmp_path / "hazy" / "0001_0.8_0.2.png", seed=2)

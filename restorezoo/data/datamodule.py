@@ -131,6 +131,8 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: training batch size (per device).
         eval_batch_size: val/test/predict batch size; 1 lets full images of different sizes through.
         patch_size: random training crop (paper: 256 for InstructIR).
+        resize: resize whole training images to resize×resize (bicubic, antialiased) instead of cropping
+            (DA-CLIP: 224, the CLIP input).
         flip: random horizontal/vertical flips in training.
         num_workers: dataloader workers.
         task_names: task vocabulary of the ``task`` tensor (default: InstructIR's seven tasks).
@@ -150,6 +152,7 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int = 1,
         patch_size: int | None = 128,
+        resize: int | None = None,
         flip: bool = True,
         num_workers: int = 0,
         task_names: Sequence[str] = INSTRUCTIR_TASKS,
@@ -163,6 +166,7 @@ class RestorationDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.patch_size = patch_size
+        self.resize = resize
         self.flip = flip
         self.num_workers = num_workers
         self.task_names = list(task_names)
@@ -180,7 +184,7 @@ class RestorationDataModule(L.LightningDataModule):
             if duplicates:
                 raise DataError(f"{stage} sets need distinct benchmark names; repeated: {', '.join(duplicates)}")
         for dataset in self.train_sets:
-            dataset.configure(training=True, patch_size=patch_size, flip=flip)
+            dataset.configure(training=True, patch_size=patch_size, flip=flip, resize=resize)
         for dataset in (*self.val_sets, *self.test_sets, *self.predict_sets):
             dataset.configure(training=False)
 

@@ -99,14 +99,17 @@ class RestorationDataset(Dataset):
         self.training = False
         self.skipped: set[str] = set()
         self.patch_size: int | None = None
+        self.resize: int | None = None
         self.flip = False
 
     def configure(
-        self, training: bool, patch_size: int | None = None, flip: bool = True
+        self, training: bool, patch_size: int | None = None, flip: bool = True, resize: int | None = None
     ) -> RestorationDataset:
-        """Set by the DataModule: random crops/flips and random prompts in training, full images otherwise."""
+        """Set by the DataModule: random crops (or a whole-image resize)/flips and random prompts in training,
+        full images otherwise."""
         self.training = training
         self.patch_size = patch_size if training else None
+        self.resize = resize if training else None
         self.flip = flip and training
         return self
 
@@ -131,7 +134,13 @@ class RestorationDataset(Dataset):
         return generator
 
     def _crop_and_flip(self, images: list[Tensor], generator: torch.Generator) -> list[Tensor]:
-        if self.patch_size is not None:
+        if self.resize is not None:  # DA-CLIP trains on whole images resized to the CLIP input (bicubic)
+            size = (self.resize, self.resize)
+            images = [
+                torch.nn.functional.interpolate(im[None], size=size, mode="bicubic", antialias=True)[0].clamp(0, 1)
+                for im in images
+            ]
+        elif self.patch_size is not None:
             size = self.patch_size
             height, width = images[0].shape[-2:]
             if height < size or width < size:

@@ -162,9 +162,11 @@ class SpireMix(RestorationDataset):
         self.cpu_pipeline = build_degradation(parameterized or {"name": "parameterized"})
         self.gpu_pipeline = RealESRGAN(options)
 
-    def configure(self, training: bool, patch_size: int | None = None, flip: bool = True) -> SpireMix:
-        self.source.configure(training, patch_size, flip)
-        return super().configure(training, patch_size, flip)
+    def configure(
+        self, training: bool, patch_size: int | None = None, flip: bool = True, resize: int | None = None
+    ) -> SpireMix:
+        self.source.configure(training, patch_size, flip, resize)
+        return super().configure(training, patch_size, flip, resize)
 
     def num_items(self) -> int:
         return self.source.num_items()
