@@ -12,7 +12,7 @@ import torch
 from restorezoo.data import Sample
 from restorezoo.data.datamodule import collate_with_tasks
 from restorezoo.data.prompts import DACLIP_DEGRADATIONS
-from restorezoo.errors import WeightsNotFoundError
+from restorezoo.errors import CheckpointError, WeightsNotFoundError
 from restorezoo.models.daclip import DACLIP, build_daclip
 from tests.conftest import REPO
 
@@ -100,7 +100,7 @@ def test_released_style_checkpoint_round_trips_strictly(tiny, tmp_path):
     assert not any(p.requires_grad for p in frozen.parameters())
     assert build_daclip(None) is None
     torch.save({"module.logit_scale": torch.zeros(())}, tmp_path / "partial.pt")
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(CheckpointError, match="does not fit DACLIP: .* missing keys"):
         DACLIP.from_official(tmp_path / "partial.pt", tiny=True)
 
 

@@ -234,3 +234,13 @@ def test_clipping_the_x0_estimate_keeps_an_inaccurate_network_on_the_image_range
     raw = sde.sample(wrong, x_T, lq, generator=torch.Generator().manual_seed(1), progress=False, clip_x0=False)
     assert clipped.min() > -0.5 and clipped.max() < 1.5
     assert (raw - lq).abs().max() > (clipped - lq).abs().max()
+
+
+def test_a_released_file_of_another_size_is_one_clear_line(tmp_path: Path):
+    from restorezoo.errors import CheckpointError
+
+    path = tmp_path / "universal-ir.pth"
+    torch.save(ConditionalUNet(nf=8, ch_mult=(1, 2)).state_dict(), path)
+    with pytest.raises(CheckpointError, match="does not fit ConditionalUNet: .*shape mismatches") as error:
+        IRSDE.from_official(path, nf=16, ch_mult=(1, 2), progress=False)
+    assert "\n" not in str(error.value)

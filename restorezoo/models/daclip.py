@@ -31,7 +31,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from restorezoo.data.prompts import DACLIP_DEGRADATIONS, to_daclip_word
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
 from restorezoo.training import default_callbacks
-from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_state_dict, resolve_weights
+from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_matching, load_state_dict, resolve_weights
 
 NEUTRAL_CAPTION = "a photo"
 """Content text for samples without a caption. Not the degradation word: that would teach the
@@ -468,7 +468,7 @@ class DACLIP(L.LightningModule):
         kwargs.setdefault("pretrained", None)
         model = cls(**kwargs)
         state = load_state_dict(resolve_weights(path, what="DA-CLIP weights"))
-        model.load_state_dict(state, strict=True)
+        load_matching(model, state, path)
         return model.eval()
 
     @classmethod
@@ -484,7 +484,7 @@ class DACLIP(L.LightningModule):
         hparams.pop("_instantiator", None)
         hparams["pretrained"] = None  # the checkpoint holds the CLIP weights too
         model = cls(**hparams)
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
+        load_matching(model, checkpoint["state_dict"], path)
         return model.eval()
 
 

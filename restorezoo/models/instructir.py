@@ -24,7 +24,7 @@ from restorezoo.data.prompts import INSTRUCTIR_TASKS
 from restorezoo.encoders.text import PACKAGED_MINILM, build_sentence_encoder
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.nafnet import NAFBlock, downsample, nafblocks, pad_to_multiple, upsample
-from restorezoo.weights import load_state_dict, resolve_weights
+from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
 DEFAULT_PROMPT = "Restore this image."
 """Used when a sample has no instruction (blind restoration)."""
@@ -253,10 +253,10 @@ class InstructIR(RestorationModule):
         """
         model = cls(text_encoder=text_encoder, **kwargs)
         image_state = load_state_dict(resolve_weights(image_weights, what="InstructIR image weights"))
-        model.net.load_state_dict(image_state, strict=True)
+        load_matching(model.net, image_state, image_weights)
         if lm_weights is not None:
             head_state = load_state_dict(resolve_weights(lm_weights, what="InstructIR text-head weights"))
-            model.head.load_state_dict(head_state, strict=True)
+            load_matching(model.head, head_state, lm_weights)
         return model.eval()
 
 

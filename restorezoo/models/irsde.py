@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.daclip import DACLIPConditioned
-from restorezoo.weights import load_state_dict, resolve_weights
+from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
 SAMPLERS = ("posterior", "euler")
 """``posterior``: the release's sampler (x0 estimate → posterior mean and std of the OU bridge);
@@ -712,7 +712,7 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         """
         model = cls(daclip=None if daclip_path is None else str(daclip_path), **kwargs)
         state = load_state_dict(resolve_weights(unet_path, what="IR-SDE U-Net weights"))
-        model.unet.load_state_dict(state, strict=True)
+        load_matching(model.unet, state, unet_path)
         if model.unet_ema is not None:
             model.unet_ema.load_state_dict(state, strict=True)
         return model.eval()
