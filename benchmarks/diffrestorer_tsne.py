@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from restorezoo.data import Sample
 from restorezoo.data.datamodule import collate_with_tasks
+from restorezoo.data.prompts import DIFFRESTORER_CLASSES
 from restorezoo.models.diffrestorer import DiffRestorer
 
 EIGHT = [
@@ -36,7 +37,7 @@ EIGHT = [
     "blur",
     {"name": "jpeg", "quality": [10, 10]},
 ]
-CLASSES = ["noise", "lowlight", "haze", "rain", "raindrop", "snow", "blur", "jpeg"]
+CLASSES = list(DIFFRESTORER_CLASSES)
 
 
 def degraded_crops(split: str, crops: int, patch: int, seed: int) -> dict:
