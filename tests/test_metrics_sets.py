@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from scipy import linalg
 
 from restorezoo.data.batch import collate
+from restorezoo.encoders.clip import clip_pixels, tiny_clip
 from restorezoo.metrics import learned as learned_mod
 from restorezoo.metrics.callback import RestorationMetrics
 from restorezoo.metrics.learned import (
@@ -21,7 +22,6 @@ from restorezoo.metrics.learned import (
     frechet_distance,
 )
 from restorezoo.metrics.tables import NA_WEIGHTS
-from restorezoo.models.daclip import _tiny_clip, clip_pixels
 from tests.test_metrics import Blend, TwoBenchmarks, trainer
 
 ALPHA_CAPTIONS = ["a red barn", "", "two dogs on a beach", "", "a city street at night"]
@@ -77,7 +77,7 @@ def test_offline_clip_t_and_fid_read_na_and_the_run_goes_on(tmp_path, monkeypatc
 
 def test_clip_t_is_the_image_caption_cosine_over_captioned_images_only(tmp_path, monkeypatch) -> None:
     torch.manual_seed(0)
-    clip, tokenizer = _tiny_clip()
+    clip, tokenizer = tiny_clip()
     _inject(monkeypatch, clip_t=ClipTextSimilarity(model=clip, tokenizer=tokenizer))
     dm = _captioned()
     cb = RestorationMetrics(learned=["clip_t"], save_images=0)
@@ -100,7 +100,7 @@ def test_clip_t_is_the_image_caption_cosine_over_captioned_images_only(tmp_path,
 
 
 def test_clip_t_refuses_a_missing_caption() -> None:
-    clip, tokenizer = _tiny_clip()
+    clip, tokenizer = tiny_clip()
     with pytest.raises(ValueError, match="caption"):
         ClipTextSimilarity(model=clip, tokenizer=tokenizer)(torch.rand(2, 3, 16, 16), ["a cat", " "])
 

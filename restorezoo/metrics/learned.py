@@ -85,7 +85,7 @@ class _ClipScorer(torch.nn.Module):
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
     def embed(self, images: Tensor) -> Tensor:
-        from restorezoo.models.daclip import clip_pixels
+        from restorezoo.encoders.clip import clip_pixels
 
         return torch.nn.functional.normalize(self.model.encode_image(clip_pixels(images, self.image_size)), dim=-1)
 

@@ -29,9 +29,10 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from restorezoo.data.prompts import DACLIP_DEGRADATIONS, to_daclip_word
-from restorezoo.errors import RestoreZooError, WeightsNotFoundError
+from restorezoo.encoders.clip import CLIP_MEAN, CLIP_STD, clip_pixels, load_clip, tiny_clip
+from restorezoo.errors import RestoreZooError
 from restorezoo.training import default_callbacks
-from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_matching, load_state_dict, resolve_weights
+from restorezoo.weights import load_checkpoint, load_matching, load_state_dict, resolve_weights
 
 NEUTRAL_CAPTION = "a photo"
 """Content text for samples without a caption. Not the degradation word: that would teach the
@@ -40,8 +41,6 @@ content embedding the degradation, which is what the controller is meant to take
 MAX_LOGIT_SCALE = math.log(100.0)
 """CLIP's temperature cap (logits at most ×100)."""
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # ---------------------------------------------------------------------------------------------- tower walk
@@ -134,82 +133,6 @@ def controlled_forward(
     return _pool_project(visual, x), degradation
 
 
-# ---------------------------------------------------------------------------------------------- CLIP building
-def clip_pixels(images: Tensor, image_size: Sequence[int]) -> Tensor:
-    """B×3×H×W in [0, 1] → a CLIP tower's input: bicubic resize to ``image_size``, CLIP's mean/std."""
-    if tuple(images.shape[-2:]) != tuple(image_size):
-        images = F.interpolate(images, size=tuple(image_size), mode="bicubic", align_corners=False, antialias=True)
-    images = images.clamp(0, 1)
-    mean = images.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = images.new_tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
-
-
-def _tiny_clip() -> tuple[nn.Module, Any]:
-    """A small random CLIP (64-d, 64² input, 2+2 blocks) and its tokenizer, for tests and CPU quickstarts."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    clip = CLIP(
-        embed_dim=64,
-        vision_cfg=CLIPVisionCfg(image_size=64, layers=2, width=64, patch_size=16, head_width=32),
-        text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2),
-    )
-    return clip, open_clip.tokenizer.SimpleTokenizer(context_length=32)
-
-
-def _find_local_weights(model_name: str, pretrained: str) -> Path | None:
-    """A local file for ``pretrained``: the path itself or a file under ``$RESTOREZOO_WEIGHTS``."""
-    for name in (pretrained, f"{model_name}/{pretrained}", f"{model_name}-{pretrained}"):
-        try:
-            path = resolve_weights(name, what="CLIP weights", download=False)
-        except WeightsNotFoundError:
-            continue
-        if path.is_dir():
-            files = [path / f for f in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")]
-            path = next((f for f in files if f.is_file()), None)
-        if path is not None and path.is_file():
-            return path
-    return None
-
-
-def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k") -> nn.Module:
-    """The open_clip CLIP ``model_name`` with weights ``pretrained`` (a tag, a local file, or None for random).
-
-    Local files and ``$RESTOREZOO_WEIGHTS`` are tried before open_clip's own download; every failure is
-    one :class:`WeightsNotFoundError` line naming the tag and how to provide it.
-    """
-    if pretrained is None:
-        return open_clip.create_model(model_name, pretrained=None)
-    local = _find_local_weights(model_name, pretrained)
-    if local is None:
-        cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-        hint = (
-            f"download it (e.g. open_clip_pytorch_model.bin of {cfg.get('hf_hub') or cfg.get('url')}) and pass its "
-            f"path as `pretrained`, or put it at ${WEIGHTS_ENV}/{pretrained}"
-            if cfg
-            else f"pass a local open_clip checkpoint as `pretrained` or put it at ${WEIGHTS_ENV}/{pretrained}"
-        )
-        if not cfg:
-            raise WeightsNotFoundError(
-                f"CLIP weights '{pretrained}' for {model_name}: not a file and not an open_clip tag "
-                f"(known: {', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'}); {hint}"
-            )
-        try:
-            found = open_clip.pretrained.download_pretrained(cfg)
-        except Exception as error:
-            raise WeightsNotFoundError(
-                f"CLIP weights {model_name}/'{pretrained}' unreachable ({type(error).__name__}); {hint}"
-            ) from None
-        if not found:
-            raise WeightsNotFoundError(f"CLIP weights {model_name}/'{pretrained}' unreachable; {hint}")
-        local = Path(found)
-    clip = open_clip.create_model(model_name, pretrained=None)
-    state = load_state_dict(local)
-    state.pop("position_ids", None)
-    clip.load_state_dict(state, strict=True)
-    return clip
-
-
 # ---------------------------------------------------------------------------------------------- the module
 class DACLIP(L.LightningModule):
     """DA-CLIP as a Lightning module: frozen CLIP + trainable controller, joint contrastive training.
@@ -236,7 +159,7 @@ class DACLIP(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if tiny:
-            clip, tokenizer = _tiny_clip()
+            clip, tokenizer = tiny_clip()
         else:
             clip = load_clip(model_name, pretrained)
             tokenizer = open_clip.get_tokenizer(model_name)
@@ -552,6 +475,4 @@ __all__ = [
     "NEUTRAL_CAPTION",
     "build_controller",
     "build_daclip",
-    "clip_pixels",
-    "load_clip",
 ]

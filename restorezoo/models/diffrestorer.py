@@ -36,9 +36,9 @@ from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
 
 from restorezoo.data.prompts import DIFFRESTORER_CLASSES, canonical_task
+from restorezoo.encoders.clip import clip_pixels, load_clip, tiny_clip
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
 from restorezoo.models.base import RestorationModule
-from restorezoo.models.daclip import _tiny_clip, clip_pixels, load_clip
 from restorezoo.models.latent_diffusion import (
     SD15,
     LatentDiffusionRestorer,
@@ -81,7 +81,7 @@ def build_clip_image_encoder(model_name: str = "ViT-L-14", pretrained: str | Non
     if model_name == "tiny":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            clip, _ = _tiny_clip()
+            clip, _ = tiny_clip()
     else:
         clip = load_clip(model_name, pretrained)
     visual = clip.visual
