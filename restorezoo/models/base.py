@@ -27,6 +27,15 @@ from restorezoo.training import default_callbacks
 from restorezoo.weights import load_checkpoint, load_matching
 
 
+@torch.no_grad()
+def ema_step(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
+    """One EMA update of a module copy: ``ema ← decay·ema + (1 − decay)·live``; buffers are copied."""
+    for ema_param, live_param in zip(ema.parameters(), live.parameters()):
+        ema_param.lerp_(live_param.detach().to(ema_param.dtype), 1 - decay)
+    for ema_buffer, live_buffer in zip(ema.buffers(), live.buffers()):
+        ema_buffer.copy_(live_buffer)
+
+
 class RestorationModule(L.LightningModule):
     """Base LightningModule of all restorers.
 

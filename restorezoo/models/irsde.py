@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from restorezoo.models.base import RestorationModule
+from restorezoo.models.base import RestorationModule, ema_step
 from restorezoo.models.daclip import DACLIPConditioned
 from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
@@ -626,17 +626,11 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         )
         self.unet_ema = copy.deepcopy(self.unet).requires_grad_(False) if ema_decay is not None else None
 
-    # ------------------------------------------------------------------ DA-CLIP
     # ------------------------------------------------------------------ EMA
-    @torch.no_grad()
     def update_ema(self) -> None:
-        """EMA of the U-Net weights: ``ema ← decay·ema + (1 − decay)·live`` (buffers copied)."""
-        if self.unet_ema is None or self.ema_decay is None:
-            return
-        for ema, live in zip(self.unet_ema.parameters(), self.unet.parameters()):
-            ema.lerp_(live.detach().to(ema.dtype), 1 - self.ema_decay)
-        for ema, live in zip(self.unet_ema.buffers(), self.unet.buffers()):
-            ema.copy_(live)
+        """EMA of the U-Net weights (``ema_step``)."""
+        if self.unet_ema is not None and self.ema_decay is not None:
+            ema_step(self.unet_ema, self.unet, self.ema_decay)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.update_ema()

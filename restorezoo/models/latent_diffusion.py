@@ -38,7 +38,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
-from restorezoo.models.base import RestorationModule
+from restorezoo.models.base import RestorationModule, ema_step
 from restorezoo.weights import resolve_weights
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -715,15 +715,10 @@ class LatentDiffusionRestorer(RestorationModule):
         """Call after building ``self.control``: an EMA copy when ``ema_decay`` is set."""
         self.control_ema = copy.deepcopy(self.control).requires_grad_(False) if self.ema_decay is not None else None
 
-    @torch.no_grad()
     def update_ema(self) -> None:
-        """``ema ← decay·ema + (1 − decay)·live`` over the control's parameters (buffers copied)."""
-        if self.control_ema is None or self.ema_decay is None:
-            return
-        for ema, live in zip(self.control_ema.parameters(), self.control.parameters()):
-            ema.lerp_(live.detach().to(ema.dtype), 1 - self.ema_decay)
-        for ema, live in zip(self.control_ema.buffers(), self.control.buffers()):
-            ema.copy_(live)
+        """EMA of the trainable control (``ema_step``)."""
+        if self.control_ema is not None and self.ema_decay is not None:
+            ema_step(self.control_ema, self.control, self.ema_decay)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.update_ema()
