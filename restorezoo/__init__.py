@@ -21,7 +21,7 @@ def list_models() -> list[str]:
 
 
 def load_model(
-    model: str | None = None,
+    model: str | Path | None = None,
     ckpt: str | Path | None = None,
     weights: str | Path | None = None,
     extra_weights: str | Path | None = None,
@@ -32,15 +32,25 @@ def load_model(
     ``load_model(ckpt="runs/x/checkpoints/last.ckpt")`` restores any zoo checkpoint (its class is
     recorded in it); ``load_model("instructir", weights="im_instructir-7d.pt",
     extra_weights="lm_instructir-7d.pt")`` loads released files through ``from_official``.
+    ``load_model("path/to/folder")`` or ``load_model("org/name")`` loads a ``restorezoo export``
+    folder, locally or from the model hub (``huggingface_hub``; the cache only when offline).
     """
     from restorezoo.errors import RestoreZooError
+    from restorezoo.export import resolve_export
     from restorezoo.models import MODELS, RestorationModule
 
+    model = str(model) if model is not None else None
     if model is not None and model.lower() not in MODELS:
-        raise RestoreZooError(f"unknown model '{model}'; known: {', '.join(sorted(MODELS))}")
+        exported = resolve_export(model) if ckpt is None and weights is None else None
+        if exported is None:
+            raise RestoreZooError(
+                f"unknown model '{model}'; known: {', '.join(sorted(MODELS))} "
+                "(or an export folder, a checkpoint file, a hub repo id 'org/name')"
+            )
+        model, ckpt = None, exported
     cls = MODELS[model.lower()] if model is not None else RestorationModule
     if ckpt is not None:
-        return cls.from_checkpoint(ckpt)
+        return cls.from_checkpoint(resolve_export(ckpt) or ckpt)
     if weights is not None:
         if model is None:
             raise RestoreZooError("released weights need --model to say which architecture they are")

@@ -150,17 +150,29 @@ def _load_for_restore(load_model: Any, opts: argparse.Namespace) -> Any:
 def _export(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="restorezoo export",
-        description="Write a fit checkpoint as weights-only safetensors plus its config (model.yaml) beside it.",
+        description="Write a fit checkpoint as weights-only safetensors plus its config: one file pair "
+        "(--to model.safetensors → model.yaml beside it) or a hub-ready folder (--to DIR: model.safetensors, "
+        "model.yaml and a model card README.md).",
     )
     parser.add_argument("ckpt", help="checkpoint written by `restorezoo fit`")
-    parser.add_argument("--to", required=True, help="output file, e.g. model.safetensors")
+    parser.add_argument("--to", required=True, help="output file (model.safetensors) or folder (anything else)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--benchmark", default=None, help="benchmark.md for the model card (default: the newest in the checkpoint's run)"
+    )
+    parser.add_argument("--name", default=None, help="model card title (default: the folder name)")
     opts = parser.parse_args(argv)
 
-    from restorezoo.export import export_checkpoint
+    from restorezoo.export import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, export_checkpoint, export_folder
 
-    weights, config = export_checkpoint(opts.ckpt, opts.to, overwrite=opts.overwrite)
-    print(f"wrote {weights} and {config}")
+    if Path(opts.to).suffix == ".safetensors":
+        if opts.benchmark or opts.name:
+            raise RestoreZooError("--benchmark and --name go into a model card: export to a folder (--to DIR)")
+        weights, config = export_checkpoint(opts.ckpt, opts.to, overwrite=opts.overwrite)
+        print(f"wrote {weights} and {config}")
+        return
+    folder = export_folder(opts.ckpt, opts.to, overwrite=opts.overwrite, benchmark=opts.benchmark, name=opts.name)
+    print(f"wrote {folder}/ ({WEIGHTS_NAME}, {CONFIG_NAME}, {CARD_NAME}); load it with restorezoo.load_model('{folder}')")
 
 
 def _list(argv: list[str]) -> None:
