@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -14,6 +16,7 @@ from torch import Tensor
 
 from restorezoo.data.batch import batch_from_images
 from restorezoo.data.io import check_image_tensor, save_image
+from restorezoo.tiling import tiled_apply
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -29,57 +32,119 @@ def restore_tensor(
     prompt: str | Sequence[str] | None = None,
     caption: str | Sequence[str] | None = None,
     tile: int | None = None,
-    tile_overlap: int = 32,
+    tile_overlap: int | None = None,
+    *,
+    max_pixels: int | None = None,
+    fast: bool = True,
+    progress: bool = False,
     **sampling: Any,
 ) -> Tensor:
-    """Restore a B×3×H×W (or 3×H×W) tensor of any size with a zoo model, under ``inference_mode``.
+    """Restore a B×3×H×W (or 3×H×W) tensor of any size with a zoo model.
 
-    Models pad to their own multiple and crop back, so any size works; on CUDA the pass runs in
-    bf16 autocast. With ``tile`` the image is restored in overlapping tiles (averaged where they
-    overlap), so memory stays bounded on large photos. Returns B×3×H×W in [0, 1] on the input's device.
+    Models pad to their own multiple and crop back, so any size works. ``fast`` (the default) runs the
+    fast path: ``inference_mode``, channels_last weights and input for convolutional models, bf16
+    autocast on CUDA; ``fast=False`` is plain eager fp32 under ``no_grad`` (the reference the fast path
+    is measured against). Images with more than ``max_pixels`` pixels (default: the model's
+    ``max_pixels``) are restored in overlapping ``tile``-sized tiles blended smoothly (default: the
+    model's ``default_tile`` / ``default_tile_overlap``), so memory stays bounded on 4K/8K photos;
+    ``tile`` forces tiling above that size. Returns B×3×H×W float32 in [0, 1] on the input's device.
     """
     check_image_tensor(lq, "input tensor")
     single = lq.ndim == 3
     device = next(model.parameters()).device
     batch = batch_from_images(lq.to(device), prompt, caption)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    height, width = batch["lq"].shape[-2:]
+    limit = getattr(model, "max_pixels", None) if max_pixels is None else max_pixels
+    if tile is None and limit is not None and height * width > limit:
+        tile = int(getattr(model, "default_tile", 1024))
+    overlap = tile_overlap if tile_overlap is not None else int(getattr(model, "default_tile_overlap", 64))
+    if tile is not None:
+        overlap = min(overlap, tile // 2)
+    use_channels_last = fast and bool(getattr(model, "channels_last_inference", False))
+    set_memory_format(model, torch.channels_last if use_channels_last else torch.contiguous_format)
+    grad_mode = torch.inference_mode() if fast else torch.no_grad()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast and device.type == "cuda" else nullcontext()
     was_training = model.training
     model.eval()
+
+    def run(window: Tensor) -> Tensor:
+        if use_channels_last:
+            window = window.contiguous(memory_format=torch.channels_last)
+        return model.restore({**batch, "lq": window}, **sampling).float().clamp(0, 1)
+
     try:
-        with torch.inference_mode(), autocast:
-            if tile is not None and max(batch["lq"].shape[-2:]) > tile:
-                out = _restore_tiled(model, batch, tile, tile_overlap, **sampling)
+        with grad_mode, autocast:
+            if tile is not None and max(height, width) > tile:
+                out = tiled_apply(run, batch["lq"], tile, overlap, progress=progress, desc="restoring tiles")
             else:
-                out = model.restore(batch, **sampling).float().clamp(0, 1)
+                out = run(batch["lq"])
     finally:
         model.train(was_training)
-    out = out.to(lq.device)
+    out = out.contiguous().to(lq.device)
     return out[0] if single else out
 
 
-def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, stride))
-    return [*starts, length - tile]
+def set_memory_format(model: torch.nn.Module, memory_format: torch.memory_format) -> None:
+    """Convert a model's 4-D weights to ``memory_format`` once (a no-op when already there)."""
+    if getattr(model, "_restorezoo_memory_format", torch.contiguous_format) == memory_format:
+        return
+    model.to(memory_format=memory_format)
+    model._restorezoo_memory_format = memory_format
 
 
-def _restore_tiled(model: torch.nn.Module, batch: dict[str, Any], tile: int, overlap: int, **sampling: Any) -> Tensor:
-    """Restore ``batch["lq"]`` tile by tile and average the overlaps (each tile is a batch of its own)."""
-    if tile < 16 or not 0 <= overlap < tile:
-        raise ValueError(f"tile must be >= 16 and overlap in [0, tile), got tile={tile}, overlap={overlap}")
-    lq = batch["lq"]
-    height, width = lq.shape[-2:]
-    out = torch.zeros(lq.shape, dtype=torch.float32, device=lq.device)
-    weight = torch.zeros((1, 1, height, width), dtype=torch.float32, device=lq.device)
-    stride = tile - overlap
-    for top in _tile_starts(height, tile, stride):
-        for left in _tile_starts(width, tile, stride):
-            window = (..., slice(top, top + tile), slice(left, left + tile))
-            part = model.restore({**batch, "lq": lq[window]}, **sampling).float().clamp(0, 1)
-            out[window] += part
-            weight[window] += 1
-    return out / weight
+def compile_model(model: torch.nn.Module, mode: str | None = None) -> torch.nn.Module:
+    """Opt-in ``torch.compile`` of a model's hot modules (its ``compile_targets``), falling back to eager.
+
+    Each target's ``forward`` is replaced by a compiled one (the state dict and checkpoints are
+    unchanged). If compilation fails (no compiler, an unsupported op), a warning names the module once
+    and that module runs eagerly from then on: compiling is a speed-up, never a reason to fail.
+    """
+    targets = tuple(getattr(model, "compile_targets", ()))
+    if not targets:
+        warnings.warn(f"{type(model).__name__} names no compile_targets; nothing compiled", stacklevel=2)
+    for path in targets:
+        owner, method = _compile_target(model, path)
+        if owner is None or getattr(owner, f"_restorezoo_compiled_{method}", False):
+            continue
+        setattr(owner, method, _compiled_or_eager(getattr(owner, method), f"{type(model).__name__}.{path}", mode))
+        setattr(owner, f"_restorezoo_compiled_{method}", True)
+    return model
+
+
+def _compile_target(model: torch.nn.Module, path: str) -> tuple[Any, str]:
+    """``"net"`` → (the ``net`` module, "forward"); ``"sd.unet_forward"`` → (``model.sd``, "unet_forward")."""
+    *parents, last = path.split(".")
+    owner: Any = model
+    for name in parents:
+        owner = getattr(owner, name)
+    leaf = getattr(owner, last)
+    if leaf is None:  # an optional module (an EMA copy) that this model does not have
+        return None, ""
+    return (leaf, "forward") if isinstance(leaf, torch.nn.Module) else (owner, last)
+
+
+def _compiled_or_eager(eager: Any, name: str, mode: str | None) -> Any:
+    compiled = torch.compile(eager, mode=mode)
+    failed = False
+
+    @functools.wraps(eager)
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failed
+        if failed:
+            return eager(*args, **kwargs)
+        try:
+            return compiled(*args, **kwargs)
+        except Exception as error:  # torch._dynamo / inductor errors share no base class
+            result = eager(*args, **kwargs)  # an error of the model itself is raised here, compile stays on
+            failed = True
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            warnings.warn(
+                f"torch.compile failed for {name} ({type(error).__name__}: {first_line}); running it eagerly",
+                stacklevel=2,
+            )
+            return result
+
+    return forward
 
 
 class ImageWriter(BasePredictionWriter):

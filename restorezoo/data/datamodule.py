@@ -253,6 +253,12 @@ class RestorationDataModule(L.LightningDataModule):
         return self._eval_loaders(self.predict_sets or self.test_sets, "predict")
 
     # ------------------------------------------------------------------ accelerator-side degradation
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Read the Real-ESRGAN rows and seed while the batch is still on the host (no device sync later)."""
+        if "gpu_degrade" in batch:
+            batch[_GPU_PLAN] = _degradation_plan(batch)
+        return batch
+
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Run accelerator-side degradation (``gpu_degradation``) on batches whose samples ask for it."""
         if "gpu_degrade" in batch:
@@ -283,14 +289,11 @@ class RestorationDataModule(L.LightningDataModule):
         index in evaluation (a validation image is degraded the same way every epoch), drawn by the
         resumable training sampler in training (a resumed run degrades as the uninterrupted one).
         """
-        flags = batch.get("gpu_degrade")
-        if flags is None or "hq" not in batch:
+        if batch.get("gpu_degrade") is None or "hq" not in batch:
             return batch
         n = batch["hq"].shape[0]
-        if isinstance(flags, torch.Tensor):
-            rows = [i for i, flag in enumerate(flags.reshape(-1).tolist()) if flag]
-        else:  # a mixed batch: samples without the key were collated as None
-            rows = [i for i, flag in enumerate(flags) if flag is not None and bool(flag)]
+        # planned on the host by on_before_batch_transfer; computed here (with a sync) for direct calls
+        rows, seed = batch.pop(_GPU_PLAN, None) or _degradation_plan(batch)
         pipeline = self._gpu_pipeline(dataloader_idx)
         if not rows or pipeline is None:
             return batch
@@ -301,10 +304,6 @@ class RestorationDataModule(L.LightningDataModule):
             kernels = {key: torch.stack([stored[i][key] for i in rows]) for key in stored[rows[0]]}
         hq = batch["hq"]
         device = hq.device
-        if "seed" in kernels:
-            seed = int(kernels["seed"].long().sum().item()) % (2**62)
-        else:
-            seed = int(torch.randint(0, 2**62, ()).item())
         generator = torch.Generator(device=device).manual_seed(seed)
         index = torch.tensor(rows, device=device)
         target = hq[index]
@@ -329,3 +328,24 @@ class RestorationDataModule(L.LightningDataModule):
                 batch["prompt"][i] = pipeline.prompt
         batch["gpu_degrade"] = torch.zeros(n, dtype=torch.bool, device=device)  # done: never twice
         return batch
+
+
+_GPU_PLAN = "_gpu_degradation_plan"
+
+
+def _degradation_plan(batch: dict[str, Any]) -> tuple[list[int], int]:
+    """(rows flagged ``gpu_degrade``, generator seed from their kernels' seeds) of a batch."""
+    flags = batch.get("gpu_degrade")
+    if isinstance(flags, torch.Tensor):
+        rows = [i for i, flag in enumerate(flags.reshape(-1).tolist()) if flag]
+    else:  # a mixed batch: samples without the key were collated as None
+        rows = [i for i, flag in enumerate(flags or []) if flag is not None and bool(flag)]
+    stored = batch.get("degrade_kernels")
+    if rows and isinstance(stored, dict) and "seed" in stored:
+        seed = int(stored["seed"][rows].long().sum()) % (2**62)
+    elif rows and isinstance(stored, list) and all("seed" in stored[i] for i in rows):
+        seed = sum(int(stored[i]["seed"]) for i in rows) % (2**62)
+    else:
+        seed = int(torch.randint(0, 2**62, ()))
+    return rows, seed
+

@@ -45,7 +45,19 @@ class RestorationModule(L.LightningModule):
         betas: AdamW betas.
         min_lr: learning rate at the end of the cosine decay.
         warmup_steps: linear warm-up steps before the cosine decay.
+
+    Class attributes read by the fast path (``restorezoo.inference``): ``channels_last_inference``
+    (convolutional models run faster in channels_last, on CPU as on CUDA), ``compile_targets``
+    (attribute paths of the hot modules or methods ``compile_model`` compiles), and the tiling
+    defaults (``max_pixels`` above which ``restore_tensor`` tiles, ``default_tile``,
+    ``default_tile_overlap``).
     """
+
+    channels_last_inference: bool = False
+    compile_targets: tuple[str, ...] = ()
+    max_pixels: int = 2048 * 2048
+    default_tile: int = 1024
+    default_tile_overlap: int = 64
 
     def __init__(
         self,

@@ -263,9 +263,10 @@ class DACLIP(L.LightningModule):
             else -torch.ones_like(task)
         )
         params = batch.get("params") or []
-        for i, p in enumerate(params):
-            if int(targets[i]) < 0 and isinstance(p, dict) and "degradation" in p:
-                targets[i] = self._class_of_task(str(p["degradation"]))
+        if any(isinstance(p, dict) and "degradation" in p for p in params):
+            # host-side labels, copied over once: reading ``targets[i]`` would sync the device per sample
+            fallback = [self._class_of_task(str(p["degradation"])) if isinstance(p, dict) and "degradation" in p else -1 for p in params]
+            targets = torch.where(targets >= 0, targets, torch.tensor(fallback, device=targets.device))
         return targets
 
     # ------------------------------------------------------------------ training: joint contrastive loss

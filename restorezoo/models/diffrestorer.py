@@ -43,9 +43,9 @@ from restorezoo.models.latent_diffusion import (
     SD15,
     LatentDiffusionRestorer,
     build_control_branch,
-    tiled_apply,
     zero_conv,
 )
+from restorezoo.tiling import tiled_apply
 from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_state_dict, resolve_weights
 
 DECODERS = ("drb", "plain")
@@ -501,8 +501,9 @@ class DiffRestorer(LatentDiffusionRestorer):
         """L_deg (cross-entropy on P_D, unknown tasks ignored) and L_rec (MSE of the control decoder)."""
         logits = cond["logits"]
         targets = self.degradation_targets(batch).to(logits.device)
-        valid = targets >= 0
-        l_deg = F.cross_entropy(logits[valid], targets[valid]) if bool(valid.any()) else logits.sum() * 0.0
+        valid = (targets >= 0).float()  # masked mean, not boolean indexing: no host sync per step
+        per_sample = F.cross_entropy(logits, targets.clamp(min=0), reduction="none")
+        l_deg = (per_sample * valid).sum() / valid.sum().clamp(min=1)
         reconstruction = self.control.control_decoder(cond["hint"])
         l_rec = F.mse_loss(reconstruction.float(), batch["hq"].float())
         return {"deg": self.deg_weight * l_deg, "rec": self.rec_weight * l_rec}
@@ -551,9 +552,11 @@ class DiffRestorer(LatentDiffusionRestorer):
         known = (task >= 0) & (task < len(lookup))
         safe = task.clamp(0, max(len(lookup) - 1, 0))
         targets = torch.where(known, lookup[safe], torch.full_like(task, -1)) if len(lookup) else -torch.ones_like(task)
-        for i, params in enumerate(batch.get("params") or []):
-            if int(targets[i]) < 0 and isinstance(params, dict) and params.get("task"):
-                targets[i] = self._class_of_task(str(params["task"]))
+        params = batch.get("params") or []
+        if any(isinstance(p, dict) and p.get("task") for p in params):
+            # host-side labels, copied over once: reading ``targets[i]`` would sync the device per sample
+            fallback = [self._class_of_task(str(p["task"])) if isinstance(p, dict) and p.get("task") else -1 for p in params]
+            targets = torch.where(targets >= 0, targets, torch.tensor(fallback, device=targets.device))
         return targets
 
     def _start_accuracy(self) -> None:
@@ -767,6 +770,9 @@ class DiffRestorerDecoder(RestorationModule):
         disc_channels, disc_layers: PatchGAN width and depth.
         lr, betas, weight_decay: AdamW of the decoder and of the discriminator.
     """
+
+    channels_last_inference = True
+    compile_targets = ("decoder",)
 
     def __init__(
         self,

@@ -581,6 +581,11 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             (0.9, 0.99), cosine to 1e-6).
     """
 
+    channels_last_inference = True
+    compile_targets = ("unet", "unet_ema")
+    max_pixels = 1024 * 1024  # each pixel costs `steps` U-Net passes: tile earlier than one-pass models
+    default_tile = 512
+
     def __init__(
         self,
         in_nc: int = 3,

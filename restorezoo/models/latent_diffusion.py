@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
 from restorezoo.models.base import RestorationModule, ema_step
+from restorezoo.tiling import tiled_apply
 from restorezoo.weights import resolve_weights
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -320,10 +321,28 @@ class FrozenStableDiffusion(nn.Module):
         return torch.stack(rows)
 
     @torch.no_grad()
-    def encode_image(self, images: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> Tensor:
-        """Images in [0, 1] → scaled latents (posterior mean, or a sample when ``sample``)."""
-        posterior = self.vae.encode((images * 2 - 1).to(self.vae.dtype)).latent_dist
-        latents = posterior.sample(generator) if sample else posterior.mean
+    def encode_image(
+        self,
+        images: Tensor,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+        tile_size: int | None = None,
+        overlap: int = 64,
+    ) -> Tensor:
+        """Images in [0, 1] → scaled latents (posterior mean, or a sample when ``sample``).
+
+        ``tile_size`` (pixels, a multiple of 8) encodes blended overlapping tiles: the VAE encoder's
+        activations at full resolution are what runs out of memory on large photos.
+        """
+
+        def encode(pixels: Tensor) -> Tensor:
+            posterior = self.vae.encode((pixels * 2 - 1).to(self.vae.dtype)).latent_dist
+            return posterior.sample(generator) if sample else posterior.mean
+
+        if tile_size is None or max(images.shape[-2:]) <= tile_size:
+            latents = encode(images)
+        else:
+            latents = tiled_apply(encode, images, tile_size, overlap, 1 / self.vae_scale_factor).to(self.vae.dtype)
         return latents * self.scaling_factor
 
     def decode_latents(self, latents: Tensor, tile_size: int | None = None, overlap: int = 8) -> Tensor:
@@ -425,53 +444,6 @@ def _resolve_sd(name: str) -> Path:
                 f"Stable Diffusion weights '{name}' not in the cache and the hub download failed "
                 f"({type(download_error).__name__}); download the diffusers folder and pass its path"
             ) from None
-
-
-# ====================================================================== tiled decoding
-def _blend_window(height: int, width: int, ramp: int, device: torch.device) -> Tensor:
-    """A weight that rises linearly over ``ramp`` pixels from each tile edge (never zero), 1 inside."""
-
-    def axis(n: int) -> Tensor:
-        position = torch.arange(n, device=device, dtype=torch.float32)
-        distance = torch.minimum(position, n - 1 - position) + 1
-        return (distance / max(ramp, 1)).clamp(max=1.0)
-
-    return axis(height)[:, None] * axis(width)[None, :]
-
-
-def tiled_apply(fn: Callable[[Tensor], Tensor], latents: Tensor, tile_size: int, overlap: int, scale: int) -> Tensor:
-    """Apply ``fn`` (latent tile → image tile ``scale``× larger) on overlapping tiles and blend them.
-
-    Tiles of ``tile_size`` latent cells step by ``tile_size - overlap``; overlapping pixels are averaged
-    with weights ramping from each tile's edge, so seams fade instead of showing (VAE decoders are not
-    translation-equivariant near tile borders, hence the overlap).
-    """
-    if not 0 <= overlap < tile_size:
-        raise ValueError(f"overlap must be in [0, tile_size), got {overlap} for tile_size {tile_size}")
-    height, width = latents.shape[-2:]
-    stride = tile_size - overlap
-
-    def starts(n: int) -> list[int]:
-        if n <= tile_size:
-            return [0]
-        points = list(range(0, n - tile_size, stride)) + [n - tile_size]
-        return sorted(set(points))
-
-    out: Tensor | None = None
-    weight_sum: Tensor | None = None
-    for top in starts(height):
-        for left in starts(width):
-            tile = latents[..., top : top + tile_size, left : left + tile_size]
-            image = fn(tile)
-            if out is None:
-                out = image.new_zeros(*image.shape[:2], height * scale, width * scale)
-                weight_sum = image.new_zeros(1, 1, height * scale, width * scale)
-            window = _blend_window(image.shape[-2], image.shape[-1], overlap * scale, image.device).to(image.dtype)
-            region = (..., slice(top * scale, top * scale + image.shape[-2]), slice(left * scale, left * scale + image.shape[-1]))
-            out[region] += image * window
-            weight_sum[region] += window
-    assert out is not None and weight_sum is not None
-    return out / weight_sum
 
 
 # ====================================================================== the control branch (ControlNet)
@@ -634,6 +606,11 @@ class LatentDiffusionRestorer(RestorationModule):
         ema_decay: EMA of the control for sampling (None: off).
         gradient_checkpointing: recompute UNet/control activations in the backward pass (memory ↔ time).
     """
+
+    channels_last_inference = True
+    compile_targets = ("sd.unet_forward",)
+    max_pixels = 1024 * 1024  # SD 1.5 was trained at 512²: larger images go in 512² tiles
+    default_tile = 512
 
     control: nn.Module
     control_ema: nn.Module | None
@@ -838,6 +815,5 @@ __all__ = [
     "guided",
     "make_scheduler",
     "sample_latents",
-    "tiled_apply",
     "zero_conv",
 ]

@@ -140,6 +140,9 @@ class NAFNetDACLIP(DACLIPConditioned, RestorationModule):
         lr, weight_decay, betas, min_lr, warmup_steps: AdamW + cosine (defaults as IR-SDE's paper setup).
     """
 
+    channels_last_inference = True
+    compile_targets = ("net",)
+
     def __init__(
         self,
         width: int = 32,

@@ -1,0 +1,180 @@
+"""Fast paths: tiled inference (exact for local models, seamless for the rest), channels_last, compile
+fallback, SDPA attention, and no host syncs in the training step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from restorezoo.inference import compile_model, restore_tensor
+from restorezoo.models.base import RestorationModule
+from restorezoo.tiling import tile_count, tiled_apply
+
+TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), text_encoder="minilm")
+
+
+class LocalConvRestorer(RestorationModule):
+    """Three 3×3 convolutions: receptive radius 3, so tiles with a margin >= 3 are exact."""
+
+    channels_last_inference = True
+    compile_targets = ("net",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 8, 3, padding=1), nn.GELU(),
+                                 nn.Conv2d(8, 3, 3, padding=1))
+        self.seen: list[tuple[int, int]] = []
+
+    def restore(self, batch: dict[str, Any], **sampling: Any) -> torch.Tensor:
+        self.seen.append(tuple(batch["lq"].shape[-2:]))
+        return torch.sigmoid(self.net(batch["lq"]))
+
+
+@pytest.fixture()
+def image() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(3, 75, 90)
+
+
+def test_tiles_equal_the_whole_image_when_the_margin_covers_the_receptive_field(image):
+    model = LocalConvRestorer()
+    whole = restore_tensor(model, image, fast=False)
+    # overlap 16 → a margin of 4 pixels >= the receptive radius 3: every used pixel is exact
+    tiled = restore_tensor(model, image, tile=32, tile_overlap=16, fast=False)
+    assert tiled.shape == image.shape
+    assert (tiled - whole).abs().max() < 1e-5
+    # a margin of 0 (overlap 2) uses border pixels computed on zero padding: visibly different
+    cut = restore_tensor(model, image, tile=32, tile_overlap=2, fast=False)
+    assert (cut - whole).abs().max() > 1e-3
+
+
+def test_tiling_starts_by_itself_above_the_models_pixel_budget(image):
+    model = LocalConvRestorer()
+    model.max_pixels, model.default_tile, model.default_tile_overlap = 64 * 64, 48, 16
+    out = restore_tensor(model, image)
+    assert out.shape == image.shape
+    assert model.seen and all(side <= 48 for shape in model.seen for side in shape)
+    assert len(model.seen) == tile_count(75, 90, 48, 16)
+    model.seen.clear()
+    restore_tensor(model, image, max_pixels=10**6)  # a larger budget: one pass
+    assert model.seen == [(75, 90)]
+
+
+def test_tiled_apply_scales_for_vae_encode_and_decode():
+    torch.manual_seed(0)
+    latents = torch.rand(1, 4, 20, 28)
+
+    def upsample(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=8, mode="nearest")[:, :3]
+
+    def downsample(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 8)
+
+    pixels = upsample(latents)
+    assert torch.allclose(tiled_apply(upsample, latents, 12, 4, scale=8), pixels, atol=1e-6)
+    assert torch.allclose(tiled_apply(downsample, pixels, 96, 32, scale=1 / 8), latents[:, :3], atol=1e-6)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        tiled_apply(downsample, pixels, 90, 30, scale=1 / 8)
+
+
+def test_tiled_instructir_has_no_seams(image):
+    from restorezoo.models import InstructIR
+
+    model = InstructIR(**TINY).eval()
+    whole = restore_tensor(model, image, "remove the noise")
+    tiled = restore_tensor(model, image, "remove the noise", tile=48, tile_overlap=24)
+    # NAFNet's channel attention pools globally, so tiles are not exact; the blend keeps them close
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().mean() < 0.02
+
+
+def test_fast_path_matches_eager_and_switches_memory_format(image):
+    from restorezoo.models import InstructIR
+
+    model = InstructIR(**TINY).eval()
+    eager = restore_tensor(model, image, "remove the noise", fast=False)
+    weight = model.net.intro.weight if hasattr(model.net, "intro") else next(p for p in model.parameters() if p.ndim == 4)
+    assert weight.is_contiguous()
+    fast = restore_tensor(model, image, "remove the noise")
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert torch.allclose(fast, eager, atol=1e-4)
+    restore_tensor(model, image, "remove the noise", fast=False)
+    assert weight.is_contiguous()
+
+
+def test_compile_falls_back_to_eager_with_one_warning(image, monkeypatch):
+    model = LocalConvRestorer()
+    expected = restore_tensor(model, image, fast=False)
+
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler\nlong trace")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    compile_model(model)
+    with pytest.warns(UserWarning, match="torch.compile failed for LocalConvRestorer.net .*no C\\+\\+ compiler"):
+        first = restore_tensor(model, image, fast=False)
+    assert torch.equal(first, expected)
+    assert list(model.state_dict()) == list(LocalConvRestorer().state_dict())  # checkpoints unchanged
+    with pytest.raises(RuntimeError, match="channels"):  # the model's own errors still surface
+        model.net(torch.rand(1, 5, 8, 8))
+
+
+def test_attention_runs_through_sdpa(monkeypatch):
+    """Every quadratic attention in the zoo's own blocks calls F.scaled_dot_product_attention."""
+    from restorezoo.models.irsde import ConditionalUNet
+
+    calls = []
+    original = F.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counting)
+    unet = ConditionalUNet(nf=8, ch_mult=(1, 2), context_dim=16)
+    x = torch.rand(1, 3, 16, 16)
+    unet(x, x, torch.tensor([5]), torch.rand(1, 16), torch.rand(1, 16))
+    assert calls, "IR-SDE's cross-attention did not use SDPA"
+
+
+def test_diffusers_attention_uses_the_sdpa_processor():
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    from restorezoo.models.latent_diffusion import FrozenStableDiffusion
+
+    sd = FrozenStableDiffusion.tiny()
+    attention = [m for module in (sd.unet, sd.vae) for m in module.modules() if isinstance(m, Attention)]
+    assert attention and all(isinstance(m.processor, AttnProcessor2_0) for m in attention)
+
+
+class _NoHostSync:
+    """Make any Python-side read of a tensor value (.item(), bool(), int(), .tolist()) raise."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def refuse(name):
+            def method(self, *args, **kwargs):
+                raise AssertionError(f"host sync: Tensor.{name} in the training step")
+            return method
+
+        for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+            monkeypatch.setattr(torch.Tensor, name, refuse(name))
+
+
+def test_instructir_training_loss_reads_nothing_back(monkeypatch):
+    from restorezoo.models import InstructIR
+
+    model = InstructIR(**TINY)
+    model.embed_prompts(["remove the noise", "deblur"])  # encoder cache warm (the encoder reads on the host)
+    batch = {"lq": torch.rand(2, 3, 16, 16), "hq": torch.rand(2, 3, 16, 16), "task": torch.tensor([0, -1]),
+             "prompt": ["remove the noise", "deblur"]}
+    _NoHostSync(monkeypatch)
+    loss, logs = model.training_loss(batch)
+    monkeypatch.undo()
+    assert torch.isfinite(loss) and set(logs) >= {"l1", "intent_ce", "intent_acc"}
