@@ -1,7 +1,8 @@
 """The ``restorezoo`` command: LightningCLI for fit/validate/test/predict, plus ``restore``, ``list``, ``sample``
 and ``data check``.
 
-``restorezoo export CKPT --to model.safetensors`` writes a weights-only file with its config beside it.
+``restorezoo export CKPT --to model.safetensors`` writes a weights-only file with its config beside it
+(``--to DIR``: a hub-ready folder with a model card); ``restorezoo demo`` serves a local web demo.
 ``main(args)`` runs in-process (tests call it). Models and datamodules are named by short class
 name in configs (``class_path: InstructIR``) because their packages are imported here. Failures a
 user can fix print one line, not a traceback.
@@ -175,6 +176,32 @@ def _export(argv: list[str]) -> None:
     print(f"wrote {folder}/ ({WEIGHTS_NAME}, {CONFIG_NAME}, {CARD_NAME}); load it with restorezoo.load_model('{folder}')")
 
 
+def _demo(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="restorezoo demo",
+        description="A local web demo (Gradio): upload or pick a photo, choose a model, restore, compare.",
+    )
+    parser.add_argument(
+        "--ckpt", nargs="+", action="extend", default=None,
+        help="checkpoints, export folders or .safetensors exports (default: runs/*/checkpoints/last.ckpt)",
+    )  # fmt: skip
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    parser.add_argument(
+        "--share", choices=["never"], default="never", help="public share links are never made: the demo stays local"
+    )
+    parser.add_argument("--no-examples", action="store_true", help="do not offer the embedded sample photos")
+    opts = parser.parse_args(argv)
+
+    from restorezoo.demo import default_checkpoints, launch
+
+    sources = opts.ckpt or default_checkpoints()
+    if opts.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"restorezoo demo: serving on {opts.host}: anyone who can reach it can use it", file=sys.stderr)
+    launch(sources, host=opts.host, port=opts.port, device=opts.device, examples=not opts.no_examples)
+
+
 def _list(argv: list[str]) -> None:
     from restorezoo import list_models
     from restorezoo.data.benchmarks import PRESETS
@@ -233,7 +260,9 @@ def _data(argv: list[str]) -> None:
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``restorezoo`` console script."""
     argv = list(sys.argv[1:] if args is None else args)
-    tools = {"restore": _restore, "list": _list, "sample": _sample, "data": _data, "export": _export}
+    tools = {
+        "restore": _restore, "list": _list, "sample": _sample, "data": _data, "export": _export, "demo": _demo,
+    }  # fmt: skip
     try:
         if argv and argv[0] in tools:
             tools[argv[0]](argv[1:])
