@@ -173,7 +173,8 @@ def _export(argv: list[str]) -> None:
         print(f"wrote {weights} and {config}")
         return
     folder = export_folder(opts.ckpt, opts.to, overwrite=opts.overwrite, benchmark=opts.benchmark, name=opts.name)
-    print(f"wrote {folder}/ ({WEIGHTS_NAME}, {CONFIG_NAME}, {CARD_NAME}); load it with restorezoo.load_model('{folder}')")
+    files = ", ".join((WEIGHTS_NAME, CONFIG_NAME, CARD_NAME))
+    print(f"wrote {folder}/ ({files}); load it with restorezoo.load_model('{folder}')")
 
 
 def _demo(argv: list[str]) -> None:

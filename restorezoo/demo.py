@@ -333,8 +333,9 @@ def build_demo(
                     label="Before / after", type="filepath", format="png", elem_id="result", interactive=False
                 )
                 degradation = gr.Textbox(
-                    label="Predicted degradation", interactive=False, elem_id="degradation", visible=initial.degradation
-                )
+                    label="Predicted degradation", interactive=False, elem_id="degradation",
+                    visible=initial.degradation,
+                )  # fmt: skip
                 status = gr.Markdown(elem_id="status")
                 download = gr.DownloadButton("Download result (PNG)", visible=False, elem_id="download")
         model_box.change(

@@ -117,7 +117,10 @@ PAPERS: dict[str, str] = {
 
 USAGE_PROMPTS: dict[str, tuple[str, str]] = {
     "InstructIR": ("--prompt 'remove the noise, please'", '"remove the noise, please"'),
-    "SPIRE": ("--prompt 'Denoise with sigma 25' --caption 'a cat on a sofa'", '"Denoise with sigma 25", caption="a cat on a sofa"'),
+    "SPIRE": (
+        "--prompt 'Denoise with sigma 25' --caption 'a cat on a sofa'",
+        '"Denoise with sigma 25", caption="a cat on a sofa"',
+    ),
 }
 """Model class name → (CLI flags, Python arguments) of a typical call; others take no text."""
 
@@ -297,7 +300,9 @@ def resolve_export(source: str | Path) -> Path | None:
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / WEIGHTS_NAME).is_file():
-            raise CheckpointError(f"{path} holds no {WEIGHTS_NAME}; export a checkpoint with `restorezoo export CKPT --to {path}`")
+            raise CheckpointError(
+                f"{path} holds no {WEIGHTS_NAME}; export a checkpoint with `restorezoo export CKPT --to {path}`"
+            )
         return path / WEIGHTS_NAME
     if path.is_file():
         return path
@@ -319,7 +324,8 @@ def download_export(repo_id: str) -> Path:
         folder = Path(snapshot_download(repo_id, allow_patterns=list(HUB_FILES), local_files_only=offline))
     except Exception as error:  # offline, unknown repo, no network: all the same to the user
         why = "offline (HF_HUB_OFFLINE=1) and not in the cache" if offline else type(error).__name__
-        raise WeightsNotFoundError(f"'{repo_id}' is not a local folder and the hub gave nothing ({why}); {hint}") from None
+        message = f"'{repo_id}' is not a local folder and the hub gave nothing ({why}); {hint}"
+        raise WeightsNotFoundError(message) from None
     if not (folder / WEIGHTS_NAME).is_file():
         raise WeightsNotFoundError(f"hub repo '{repo_id}' holds no {WEIGHTS_NAME} (not a restorezoo export); {hint}")
     return folder

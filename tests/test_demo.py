@@ -51,7 +51,8 @@ def test_the_family_decides_which_inputs_the_page_shows(tiny_ckpt):
     from restorezoo.models import IRSDE
 
     instructir = controls_for(restorezoo.load_model(ckpt=tiny_ckpt))
-    assert instructir.instruction and not (instructir.sampler or instructir.degradation or instructir.prompt_and_caption)
+    assert instructir.instruction
+    assert not (instructir.sampler or instructir.degradation or instructir.prompt_and_caption)
     irsde = IRSDE(nf=8, ch_mult=(1, 2), T=12, steps=5, daclip="tiny", use_image_context=False)
     controls = controls_for(irsde)
     assert controls.sampler and controls.degradation and not controls.instruction
@@ -109,3 +110,14 @@ def test_upload_prompt_restore_and_download_in_a_headless_browser(tiny_ckpt, tmp
         assert result.format == "PNG" and result.mode == "RGB"
         assert result.size == (157, 121), "the restored image has the input's size"
         assert np.asarray(result).std() > 0
+
+
+def test_demo_without_checkpoints_says_how_to_give_one_in_one_line(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="needs gradio: pip install 'restorezoo[demo]'")
+    from restorezoo.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no runs/*/checkpoints/last.ckpt here
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--port", str(_free_port())])
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 1 and stderr.count("\n") == 1 and "--ckpt" in stderr

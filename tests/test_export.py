@@ -45,7 +45,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "checkpoints").mkdir()
     hparams = {**model.hparams, "_class_path": "restorezoo.models.instructir.InstructIR"}
     record = {"task_names": ["noise", "blur"], "config": TRAINING_CONFIG}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, RECORD_KEY: record}, root / "checkpoints/last.ckpt")
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": hparams, RECORD_KEY: record}
+    torch.save(checkpoint, root / "checkpoints/last.ckpt")
     return root
 
 
@@ -68,15 +69,16 @@ def test_an_exported_folder_restores_exactly_like_the_checkpoint(run, tmp_path, 
     table = tmp_path / "benchmark.md"
     table.write_text(TABLE)
     folder = tmp_path / "hub" / "tiny-instructir"
-    code, stdout, stderr = _cli(["export", str(run / "checkpoints/last.ckpt"), "--to", str(folder), "--benchmark", str(table)], capsys)
+    ckpt = run / "checkpoints/last.ckpt"
+    code, stdout, stderr = _cli(["export", str(ckpt), "--to", str(folder), "--benchmark", str(table)], capsys)
     assert code == 0, stderr
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.safetensors", "model.yaml"]
     assert [p.name for p in folder.parent.iterdir()] == ["tiny-instructir"], "no temporary folder left behind"
 
     image = torch.rand(3, 19, 23)
-    original = restorezoo.restore(image, "remove the noise", model=restorezoo.load_model(ckpt=run / "checkpoints/last.ckpt"))
-    assert torch.equal(restorezoo.restore(image, "remove the noise", model=restorezoo.load_model(folder)), original)
-    assert torch.equal(restorezoo.restore(image, "remove the noise", model=restorezoo.load_model(ckpt=folder)), original)
+    original = restorezoo.restore(image, "remove the noise", model=restorezoo.load_model(ckpt=ckpt))
+    for loaded in (restorezoo.load_model(folder), restorezoo.load_model(ckpt=folder)):
+        assert torch.equal(restorezoo.restore(image, "remove the noise", model=loaded), original)
 
     card = (folder / "README.md").read_text()
     front = _front_matter(card)
@@ -126,7 +128,8 @@ def test_restore_cli_takes_an_export_folder(run, tmp_path, capsys):
     assert _cli(["export", str(run / "checkpoints/last.ckpt"), "--to", str(folder)], capsys)[0] == 0
     write_photo(tmp_path / "photo.png", seed=3, size=(21, 30))
     out = tmp_path / "out.png"
-    code, _, stderr = _cli(["restore", str(tmp_path / "photo.png"), "--ckpt", str(folder), "--prompt", "denoise", "-o", str(out)], capsys)
+    args = ["restore", str(tmp_path / "photo.png"), "--ckpt", str(folder), "--prompt", "denoise", "-o", str(out)]
+    code, _, stderr = _cli(args, capsys)
     assert code == 0, stderr
     from PIL import Image
 
