@@ -162,17 +162,22 @@ def _export(argv: list[str]) -> None:
         "--benchmark", default=None, help="benchmark.md for the model card (default: the newest in the checkpoint's run)"
     )
     parser.add_argument("--name", default=None, help="model card title (default: the folder name)")
+    parser.add_argument(
+        "--license", default="apache-2.0", help="hub license id for the model card (check the data and backbone terms)"
+    )
     opts = parser.parse_args(argv)
 
     from restorezoo.export import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, export_checkpoint, export_folder
 
     if Path(opts.to).suffix == ".safetensors":
-        if opts.benchmark or opts.name:
-            raise RestoreZooError("--benchmark and --name go into a model card: export to a folder (--to DIR)")
+        if opts.benchmark or opts.name or opts.license != "apache-2.0":
+            raise RestoreZooError("--benchmark, --name and --license go into a model card: export to a folder (--to DIR)")
         weights, config = export_checkpoint(opts.ckpt, opts.to, overwrite=opts.overwrite)
         print(f"wrote {weights} and {config}")
         return
-    folder = export_folder(opts.ckpt, opts.to, overwrite=opts.overwrite, benchmark=opts.benchmark, name=opts.name)
+    folder = export_folder(
+        opts.ckpt, opts.to, overwrite=opts.overwrite, benchmark=opts.benchmark, name=opts.name, license=opts.license
+    )
     files = ", ".join((WEIGHTS_NAME, CONFIG_NAME, CARD_NAME))
     print(f"wrote {folder}/ ({files}); load it with restorezoo.load_model('{folder}')")
 

@@ -70,6 +70,7 @@ def _write_pair(tensors: dict[str, torch.Tensor], config: dict[str, Any], to: Pa
     yaml_path = config_path(to)
     save_file(tensors, str(to), metadata={"format": "pt", "class_path": str(config["model"]["class_path"])})
     yaml_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    to.chmod(yaml_path.stat().st_mode & 0o777)  # safetensors writes owner-only files; a shared file is readable
     return yaml_path
 
 
@@ -160,6 +161,7 @@ def model_card(
     name: str,
     benchmark: str | None = None,
     benchmark_source: str | None = None,
+    license: str = "apache-2.0",
 ) -> str:
     """The ``README.md`` of an export folder: hub front matter, model, data, measured numbers, usage.
 
@@ -170,12 +172,12 @@ def model_card(
     init_args = dict(config["model"].get("init_args") or {})
     training = _training_config(config)
     tasks = [str(t) for t in config.get("task_names") or []]
-    tags = ["restorezoo", "image-restoration", "pytorch-lightning", class_name.lower(), *tasks]
+    tags = ["restorezoo", "image-restoration", "pytorch-lightning", class_name.lower()]
     front = {
         "library_name": "restorezoo",
-        "license": "apache-2.0",
+        "license": license,
         "pipeline_tag": "image-to-image",
-        "tags": list(dict.fromkeys(tags)),
+        "tags": tags,
     }
     parameters = sum(t.numel() for t in tensors.values())
     lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "", f"# {name}", ""]
@@ -200,7 +202,7 @@ def model_card(
     else:
         lines += ["The checkpoint does not record its training data (no run config in it).", ""]
     if tasks:
-        lines += [f"Task vocabulary: {', '.join(tasks)}.", ""]
+        lines += [f"Task vocabulary of the training datamodule: {', '.join(tasks)}.", ""]
     lines += ["## Evaluation", ""]
     if benchmark:
         table = "\n".join(line for line in benchmark.strip().splitlines() if not line.startswith("#"))
@@ -239,14 +241,17 @@ def export_folder(
     overwrite: bool = False,
     benchmark: str | Path | None = None,
     name: str | None = None,
+    license: str = "apache-2.0",
 ) -> Path:
     """Write a hub-ready folder: ``model.safetensors``, ``model.yaml`` and the model card ``README.md``.
 
     The folder appears whole or not at all (built in a temporary sibling, then renamed). The benchmark
     table is ``benchmark`` when given, else the newest ``benchmark.md`` of the checkpoint's run.
+    ``license`` (a hub license id) defaults to restorezoo's own; weights fine-tuned from a backbone
+    or trained on data under other terms may need theirs.
     """
     import shutil
-    import tempfile
+    import uuid
 
     to = Path(to)
     if to.suffix == ".safetensors":
@@ -261,13 +266,16 @@ def export_folder(
     tensors, config = _export_parts(ckpt)
     table = table_path.read_text(encoding="utf-8") if table_path is not None else None
     to.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{to.name}.", suffix=".tmp", dir=to.parent))
+    staging = to.parent / f".{to.name}.{uuid.uuid4().hex[:12]}.tmp"  # mkdir, not mkdtemp: keep the umask's mode
+    staging.mkdir()
     try:
         _write_pair(tensors, config, staging / WEIGHTS_NAME)
-        card = model_card(config, tensors, name or to.resolve().name, table, table_path.name if table_path else None)
+        source = _shown_path(table_path, Path(ckpt)) if table_path is not None else None
+        card = model_card(config, tensors, name or to.resolve().name, table, source, license=license)
         (staging / CARD_NAME).write_text(card, encoding="utf-8")
         if to.exists():  # --overwrite: the old folder steps aside only once the new one is complete
-            old = Path(tempfile.mkdtemp(prefix=f".{to.name}.", suffix=".old", dir=to.parent))
+            old = to.parent / f".{to.name}.{uuid.uuid4().hex[:12]}.old"
+            old.mkdir()
             to.replace(old / to.name)
             staging.replace(to)
             shutil.rmtree(old, ignore_errors=True)
@@ -277,6 +285,16 @@ def export_folder(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return to
+
+
+def _shown_path(table: Path, ckpt: Path) -> str:
+    """The table's path relative to the checkpoint's run (``logs/version_1/benchmark.md``) when inside it."""
+    run = ckpt.resolve().parent
+    run = run.parent if run.name == "checkpoints" else run
+    try:
+        return str(table.resolve().relative_to(run))
+    except ValueError:
+        return table.name
 
 
 def _hub_offline() -> bool:

@@ -83,7 +83,7 @@ def test_an_exported_folder_restores_exactly_like_the_checkpoint(run, tmp_path, 
     card = (folder / "README.md").read_text()
     front = _front_matter(card)
     assert front["library_name"] == "restorezoo" and front["pipeline_tag"] == "image-to-image"
-    assert front["license"] and {"instructir", "noise", "blur"} <= set(front["tags"])
+    assert front["license"] == "apache-2.0" and {"restorezoo", "instructir"} <= set(front["tags"])
     assert "| sample | noise | 3 | 23.17 | 0.6021 |" in card, "the measured table, as measured"
     assert "class_path: Sample" in card and "tasks:" in card, "the training data section of the run's config"
     from safetensors.torch import load_file
