@@ -185,6 +185,9 @@ def restore_file(
     predict = degradation_predictor(model)
     if predict is not None:
         device = next(model.parameters()).device
+        owner = getattr(predict, "__self__", None)
+        if isinstance(owner, torch.nn.Module):  # a DA-CLIP is not a registered submodule: model.to() skips it
+            owner.to(device)
         with torch.inference_mode():
             degradation = predict(image[None].to(device))[0]
     restored = restore_tensor(model, image, text, caption, **(sampling or {}))

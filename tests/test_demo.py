@@ -62,6 +62,23 @@ def test_the_family_decides_which_inputs_the_page_shows(tiny_ckpt):
     assert degradation_predictor(IRSDE(nf=8, ch_mult=(1, 2), T=12, daclip=None)) is None
 
 
+def test_diff_restorer_takes_no_text_and_shows_the_class_its_prompt_processor_predicts(tmp_path):
+    from restorezoo.data.io import save_image
+    from restorezoo.demo import controls_for, restore_file
+    from restorezoo.models import DiffRestorer
+
+    classes = ["noise", "lowlight", "blur"]
+    model = DiffRestorer(
+        pretrained="tiny", clip_model="tiny", degradation_classes=classes, degradation_dim=16, hidden_dim=32,
+        control_channels=(16, 16, 32, 32), progress=False, steps=2,
+    ).eval()  # fmt: skip
+    controls = controls_for(model)
+    assert controls.degradation and controls.sampler and not (controls.instruction or controls.prompt_and_caption)
+    photo = save_image(torch.rand(3, 19, 27), tmp_path / "photo.png")
+    image, restored, degradation = restore_file(model, photo, sampling={"steps": 1, "seed": 0})
+    assert degradation in classes and restored.shape == image.shape == (3, 19, 27)
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium")
 def test_upload_prompt_restore_and_download_in_a_headless_browser(tiny_ckpt, tmp_path):
     pytest.importorskip("gradio", reason="needs gradio: pip install 'restorezoo[demo]'")
