@@ -179,11 +179,22 @@ class Budget:
             left = min(left, self.share_ends - time.perf_counter())
         return left
 
+    def knows(self, key: str) -> bool:
+        """Whether a rate was measured for ``key`` or for the same model on another path ("model/path")."""
+        model = key.split("/")[0]
+        return any(k.split("/")[0] == model for k in self.rates)
+
+    def rate(self, key: str) -> float:
+        """GMAC/s of ``key``: measured, else the same model's on another path, else the calibrated prior."""
+        if key in self.rates:
+            return self.rates[key]
+        model = key.split("/")[0]
+        same_model = [rate for k, rate in self.rates.items() if k.split("/")[0] == model]
+        return min(same_model) if same_model else self.prior_gmacs_per_s
+
     def predict(self, key: str, gmacs: float | None) -> float:
-        """Predicted seconds of one call: measured rate of ``key`` if any, else the calibrated prior."""
-        if not gmacs:
-            return 0.0
-        return gmacs / self.rates.get(key, self.prior_gmacs_per_s)
+        """Predicted seconds of one call of ``gmacs`` at ``key``'s rate."""
+        return gmacs / self.rate(key) if gmacs else 0.0
 
     def calibrate(self, device: torch.device) -> float:
         """A dense 3×3 conv's GMAC/s here; models reach about a third of it (norms, memory traffic)."""
@@ -386,6 +397,8 @@ class ZooModel:
         steps = self.sampling.get("steps", 0) if steps is None else steps
         text_side = hasattr(model, "embed_prompts")  # InstructIR: text encoder (size-free) + image model
         meta = meta_copy(model.net, model.net) if text_side else meta_copy(model, model, *self.frozen(model))
+        if hasattr(meta, "sd"):
+            meta.sd._text_cache.clear()  # real cached prompt embeddings would meet meta tensors
         lq = torch.rand(1, 3, height, width, device="meta")
         with torch.no_grad():
             if text_side:

@@ -60,6 +60,10 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def fmt_g(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
 class LatencyRow:
     """One (model, size, path) latency: measured, derived from measured parts, or skipped."""
 
@@ -68,21 +72,31 @@ class LatencyRow:
 
 
 def latency(zoo: ZooModel, model: Any, lq: torch.Tensor, gmacs: dict[str, float], fast: bool, budget: Budget) -> LatencyRow:
+    """Measure the whole restore if it fits the budget; for a diffusion model that does not, measure the
+    1-step restore and one denoiser call and derive the N-step latency from them (labelled **derived**).
+    A diffusion model's first row measures one denoiser call first, to learn this machine's speed for it."""
     device = lq.device
     key = f"{zoo.name}/{'fast' if fast else 'eager'}"
+    step: Measurement | None = None
+    if zoo.diffusion and not budget.knows(key):
+        step = budget.measure(denoiser_step(zoo, model, lq, fast), device, key, gmacs["step"])
+        if not step.ok:
+            return LatencyRow(None, f"one denoiser call {step.note}", step)
     full = budget.measure(lambda: restore(zoo, model, lq, fast), device, key, gmacs["total"])
     if full.ok or not zoo.diffusion or "share" in full.note:
         return LatencyRow(full.seconds, f"measured ({full.runs_label()} runs)" if full.ok else full.note, full)
     steps = int(zoo.sampling["steps"])
     one = budget.measure(lambda: restore(zoo, model, lq, fast, steps=1), device, key, gmacs["fixed"] + gmacs["step"])
     if not one.ok:
-        return LatencyRow(None, one.note, one)
-    step = budget.measure(denoiser_step(zoo, model, lq, fast), device, key, gmacs["step"])
+        measured = f"; one denoiser call {step.ms()} ms measured" if step is not None and step.ok else ""
+        return LatencyRow(None, f"1-step restore {one.note}{measured}", one)
+    if step is None:
+        step = budget.measure(denoiser_step(zoo, model, lq, fast), device, key, gmacs["step"])
     if not step.ok:
-        return LatencyRow(None, f"{step.note} (1-step restore {one.ms()} ms measured)", one)
+        return LatencyRow(None, f"one denoiser call {step.note} (1-step restore {one.ms()} ms measured)", one)
     seconds = one.seconds + (steps - 1) * step.seconds
     how = (
-        f"**derived** = 1-step restore {one.ms()} ms + {steps - 1} × one step {step.ms()} ms "
+        f"**derived** = 1-step restore {one.ms()} ms + {steps - 1} × one denoiser call {step.ms()} ms "
         f"(both measured, {one.runs_label()} / {step.runs_label()} runs)"
     )
     return LatencyRow(seconds, how, one)
@@ -100,6 +114,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--steps", type=int, help="sampler steps of the diffusion models (default: theirs, 20)")
     parser.add_argument("--no-train", action="store_true", help="leave out the training-step rows")
     parser.add_argument("--compile", action="store_true", help="add torch.compile rows (default on CUDA)")
+    parser.add_argument("--compile-budget-s", type=float, default=180.0, help="time a compile may take (skip if less left)")
     parser.add_argument("--smoke", action="store_true", help="tiny models and sizes (seconds)")
     parser.add_argument("--out", help="Markdown file (default benchmarks/results/speed_<device>.md)")
     args = parser.parse_args(argv)
@@ -151,7 +166,7 @@ def main(argv: list[str] | None = None) -> str:
                 latency_table.append(
                     f"| {zoo.name} | {size_label(hw)} | {'fast' if fast else 'eager fp32'} | {gmacs['total']:.3g} | "
                     f"{fmt(row.seconds and row.seconds * 1e3, 0)} | {row.how} | "
-                    f"{fmt(row.seconds and megapixels / row.seconds, 3)} | {row.memory.mib()} | {speedup} |"
+                    f"{fmt_g(row.seconds and megapixels / row.seconds)} | {row.memory.mib()} | {speedup} |"
                 )
                 print(latency_table[-1], flush=True)
             del lq
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> str:
             train_rows(zoo, model, budget, device, args.smoke, train_table)
             model.eval()
         if compile_on:
-            compile_rows(zoo, model, sizes, budget, device, compile_table)
+            compile_rows(zoo, model, sizes, budget, device, compile_table, args.compile_budget_s)
         del model
         free_memory(device)
 
@@ -237,7 +252,8 @@ def train_rows(zoo: ZooModel, model: Any, budget: Budget, device: torch.device, 
 
 
 def compile_rows(
-    zoo: ZooModel, model: Any, sizes: list[tuple[int, int]], budget: Budget, device: torch.device, table: list[str]
+    zoo: ZooModel, model: Any, sizes: list[tuple[int, int]], budget: Budget, device: torch.device, table: list[str],
+    compile_budget_s: float,
 ) -> None:
     """``compile_model`` then the fast path again, where compiling exists and the budget allows."""
     import time
@@ -247,10 +263,15 @@ def compile_rows(
     except ImportError:
         table.append(f"| {zoo.name} | – | compile_model not available | – | – |")
         return
+    if budget.left() < compile_budget_s:
+        table.append(f"| {zoo.name} | – | skipped (budget: {budget.left():.0f} s left, compiling may take "
+                     f"{compile_budget_s:.0f} s) | – | – |")
+        return
+    counts = {hw: zoo.gmacs(model, *hw)["total"] for hw in sizes}  # before compiling: meta copies run eagerly
     model = compile_model(model)
     for hw in sizes:
         lq = torch.rand(1, 3, *hw, device=device)
-        gmacs = zoo.gmacs(model, *hw)["total"]
+        gmacs = counts[hw]
         key = f"{zoo.name}/fast"
         if budget.predict(key, gmacs) * 3 > budget.per_row_s:  # compiling costs several calls' time
             table.append(f"| {zoo.name} | {size_label(hw)} | skipped (budget) | – | – |")

@@ -51,7 +51,7 @@ def test_a_diffusion_latency_too_long_to_run_whole_is_derived_from_measured_part
     budget = harness.Budget(per_row_s=5.0, total_s=120.0, repeats=1)
     budget.rates[f"{zoo.name}/fast"] = gmacs["total"] / 10.0  # the whole 20-step run "takes" 10 s > 5 s
     row = speed.latency(zoo, model, lq, gmacs, True, budget)
-    assert row.how.startswith("**derived**") and "19 × one step" in row.how and row.seconds > 0
+    assert row.how.startswith("**derived**") and "19 × one denoiser call" in row.how and row.seconds > 0
 
 
 def test_scaling_smoke_times_whole_and_tiled_and_draws_both_panels(tmp_path):
