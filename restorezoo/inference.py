@@ -60,7 +60,7 @@ def restore_tensor(
     overlap = tile_overlap if tile_overlap is not None else int(getattr(model, "default_tile_overlap", 64))
     if tile is not None:
         overlap = min(overlap, tile // 2)
-    use_channels_last = fast and bool(getattr(model, "channels_last_inference", False))
+    use_channels_last = fast and bool(getattr(model, "channels_last", False))
     set_memory_format(model, torch.channels_last if use_channels_last else torch.contiguous_format)
     grad_mode = torch.inference_mode() if fast else torch.no_grad()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast and device.type == "cuda" else nullcontext()
@@ -89,6 +89,12 @@ def set_memory_format(model: torch.nn.Module, memory_format: torch.memory_format
     if getattr(model, "_restorezoo_memory_format", torch.contiguous_format) == memory_format:
         return
     model.to(memory_format=memory_format)
+    if memory_format == torch.channels_last:
+        # 1×1 kernels and per-channel scales hold the same bytes either way; default strides keep DDP's gradient
+        # buckets (laid out for contiguous gradients) from warning about a stride mismatch
+        for param in model.parameters():
+            if param.ndim == 4 and param.shape[-2:] == (1, 1):
+                param.data = param.data.clone(memory_format=torch.contiguous_format)
     model._restorezoo_memory_format = memory_format
 
 

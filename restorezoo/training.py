@@ -10,6 +10,7 @@
   (``ResumableSampler``).
 - ``ResumeDataPosition``: a resumed run's first epoch skips the batches already trained on.
 - ``AtomicCheckpoints``: checkpoints are written to a temporary file beside the target and renamed.
+- ``FastPath``: channels_last weights and batches for convolutional models, opt-in ``torch.compile``.
 - ``RunRecord``: checkpoints carry what is needed to use them later without the run's folder: the
   data vocabularies (task names, the train/test instruction split) and, under the CLI, the config.
 """
@@ -237,8 +238,42 @@ class RunRecord(Callback):
             record["config"] = self.config
 
 
+class FastPath(Callback):
+    """Training speed-ups that change no result beyond float rounding (``fast_path:`` in a config).
+
+    Args:
+        channels_last: convolutional models (``channels_last = True`` on the class) train with
+            channels_last weights and batches: faster convolutions on CUDA (tensor cores) and on CPU
+            (oneDNN); measured 1.8× for InstructIR's forward on CPU.
+        compile: ``torch.compile`` the model's ``compile_targets`` (falls back to eager with a warning).
+        compile_mode: ``torch.compile`` mode ("default", "reduce-overhead", "max-autotune").
+    """
+
+    def __init__(self, channels_last: bool = True, compile: bool = False, compile_mode: str | None = None) -> None:
+        self.channels_last = channels_last
+        self.compile = compile
+        self.compile_mode = compile_mode
+
+    def _active(self, pl_module: L.LightningModule) -> bool:
+        return self.channels_last and bool(getattr(pl_module, "channels_last", False))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from restorezoo.inference import compile_model, set_memory_format
+
+        if self._active(pl_module):
+            set_memory_format(pl_module, torch.channels_last)
+        if self.compile:
+            compile_model(pl_module, self.compile_mode)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._active(pl_module) and isinstance(batch, dict):
+            for key in ("lq", "hq"):
+                if isinstance(batch.get(key), Tensor) and batch[key].ndim == 4:
+                    batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
+
+
 def default_callbacks(trainer: L.Trainer | None) -> list[Callback]:
     """The reliability callbacks a trainer lacks (a model's ``configure_callbacks`` adds them)."""
     present = {type(c) for c in (trainer.callbacks if trainer is not None else [])}
-    wanted = (NonFiniteGuard, StepSeeding, ResumeDataPosition, AtomicCheckpoints, RunRecord)
+    wanted = (NonFiniteGuard, StepSeeding, ResumeDataPosition, AtomicCheckpoints, FastPath, RunRecord)
     return [cls() for cls in wanted if not any(issubclass(p, cls) for p in present)]

@@ -20,7 +20,7 @@ TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), text
 class LocalConvRestorer(RestorationModule):
     """Three 3×3 convolutions: receptive radius 3, so tiles with a margin >= 3 are exact."""
 
-    channels_last_inference = True
+    channels_last = True
     compile_targets = ("net",)
 
     def __init__(self) -> None:

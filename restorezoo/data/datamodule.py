@@ -9,6 +9,7 @@ accelerator in ``on_after_batch_transfer`` (BasicSR's Real-ESRGAN habit) through
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from functools import partial
@@ -16,7 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Sampler
 
 from restorezoo.data.batch import collate
 from restorezoo.data.datasets import RestorationDataset, SeededIndex
@@ -37,19 +38,30 @@ def collate_with_tasks(samples: Sequence[dict[str, Any]], task_names: Sequence[s
     return collate(converted)
 
 
-class ResumableSampler(Sampler[int]):
-    """Training order and per-sample seeds as a pure function of (seed, epoch, position).
+class ResumableSampler(DistributedSampler):
+    """Training order and per-sample seeds as a pure function of (seed, epoch, position), sharded per rank.
 
     Shuffles every sample once per epoch, or, with ``weights``, draws ``num_samples`` with
     replacement (the ``train_weights`` mix). Each index comes out as a ``SeededIndex`` so the
     dataset's crops and degradations need no global RNG; ``skip`` drops the first indices of the
     next epoch (a run resumed mid-epoch). The seed is ``seed_everything``'s, else drawn once.
+
+    Under DDP every rank draws the same global order and takes the positions ``rank, rank + world,
+    …`` (padded with the first ones to equal length, as ``DistributedSampler``), so a global batch
+    of a 2-process run holds exactly the samples of the 1-process batch twice its size. Being a
+    ``DistributedSampler`` tells Lightning not to wrap it in one of its own.
     """
 
     def __init__(self, num_items: int, weights: torch.Tensor | None = None, num_samples: int | None = None) -> None:
+        # DistributedSampler.__init__ wants a dataset; only its attributes (rank, replicas) are needed
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.num_replicas = torch.distributed.get_world_size() if distributed else 1
+        self.rank = torch.distributed.get_rank() if distributed else 0
+        self.shuffle, self.drop_last = True, False
         self.num_items = num_items
         self.weights = weights
-        self.num_samples = num_samples if num_samples is not None else num_items
+        self.total_samples = num_samples if num_samples is not None else num_items
+        self.num_samples = math.ceil(self.total_samples / self.num_replicas)  # per rank
         env_seed = os.environ.get("PL_GLOBAL_SEED")
         self.seed = int(env_seed) if env_seed is not None else int(torch.randint(0, 2**31, ()).item())
         self.epoch = 0
@@ -68,8 +80,12 @@ class ResumableSampler(Sampler[int]):
         if self.weights is None:
             order = torch.randperm(self.num_items, generator=generator)
         else:
-            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
-        seeds = torch.randint(0, 2**62, (self.num_samples,), generator=generator)
+            order = torch.multinomial(self.weights, self.total_samples, replacement=True, generator=generator)
+        seeds = torch.randint(0, 2**62, (self.total_samples,), generator=generator)
+        padding = self.num_samples * self.num_replicas - self.total_samples
+        if padding:
+            order, seeds = torch.cat([order, order[:padding]]), torch.cat([seeds, seeds[:padding]])
+        order, seeds = order[self.rank :: self.num_replicas], seeds[self.rank :: self.num_replicas]
         start, self.skip = self.skip, 0
         for index, seed in zip(order[start:].tolist(), seeds[start:].tolist()):
             yield SeededIndex(index, seed)
@@ -254,7 +270,9 @@ class RestorationDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ accelerator-side degradation
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Read the Real-ESRGAN rows and seed while the batch is still on the host (no device sync later)."""
+        """Read the Real-ESRGAN rows and seeds while the batch is still on the host (no device sync later)."""
+        if isinstance(batch.get("seed"), torch.Tensor):  # per-sample training seeds stay host-side ints
+            batch["seed"] = [int(seed) for seed in batch["seed"].tolist()]
         if "gpu_degrade" in batch:
             batch[_GPU_PLAN] = _degradation_plan(batch)
         return batch

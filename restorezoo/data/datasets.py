@@ -219,7 +219,7 @@ class RestorationDataset(Dataset):
         else:
             (lq,) = self._crop_and_flip([item.lq], generator)
             hq = None
-        return make_sample(
+        sample = make_sample(
             lq,
             hq,
             prompt=self._choose_prompt(item, base_index, generator),
@@ -230,6 +230,9 @@ class RestorationDataset(Dataset):
             benchmark=self.benchmark,
             index=index if not self.training else base_index,
         )
+        if self.training:  # the model's own randomness (diffusion t and noise) for this sample: see sample_generators
+            sample["seed"] = int(torch.randint(0, 2**62, (), generator=generator))
+        return sample
 
 
 DACLIP_DEGRADATIONS: dict[str, str] = {

@@ -36,6 +36,39 @@ def ema_step(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
         ema_buffer.copy_(live_buffer)
 
 
+def sample_generators(batch: dict[str, Any], device: torch.device) -> list[torch.Generator] | None:
+    """One generator per sample, seeded from the sample's training ``seed`` (None when the batch has none).
+
+    A diffusion model that draws its timestep and noise per sample from these trains on the same
+    randomness whatever the number of processes or the batch split: a 2-GPU DDP run equals the
+    1-GPU run with the same global batch, and a resumed run equals an uninterrupted one.
+    """
+    seeds = batch.get("seed")
+    if seeds is None:
+        return None
+    if isinstance(seeds, Tensor):
+        seeds = seeds.tolist()
+    return [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+
+
+def per_sample_randn(
+    shape: Sequence[int], generators: list[torch.Generator] | None, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """B×… standard normal noise, row i from ``generators[i]`` (the global RNG when None)."""
+    if generators is None:
+        return torch.randn(tuple(shape), device=device, dtype=dtype)
+    return torch.stack([torch.randn(tuple(shape[1:]), generator=g, device=device, dtype=dtype) for g in generators])
+
+
+def per_sample_randint(
+    low: int, high: int, size: int, generators: list[torch.Generator] | None, device: torch.device
+) -> Tensor:
+    """``size`` integers in [low, high), entry i from ``generators[i]`` (the global RNG when None)."""
+    if generators is None:
+        return torch.randint(low, high, (size,), device=device)
+    return torch.cat([torch.randint(low, high, (1,), generator=g, device=device) for g in generators])
+
+
 class RestorationModule(L.LightningModule):
     """Base LightningModule of all restorers.
 
@@ -46,14 +79,14 @@ class RestorationModule(L.LightningModule):
         min_lr: learning rate at the end of the cosine decay.
         warmup_steps: linear warm-up steps before the cosine decay.
 
-    Class attributes read by the fast path (``restorezoo.inference``): ``channels_last_inference``
+    Class attributes read by the fast path (``restorezoo.inference``): ``channels_last``
     (convolutional models run faster in channels_last, on CPU as on CUDA), ``compile_targets``
     (attribute paths of the hot modules or methods ``compile_model`` compiles), and the tiling
     defaults (``max_pixels`` above which ``restore_tensor`` tiles, ``default_tile``,
     ``default_tile_overlap``).
     """
 
-    channels_last_inference: bool = False
+    channels_last: bool = False
     compile_targets: tuple[str, ...] = ()
     max_pixels: int = 2048 * 2048
     default_tile: int = 1024
@@ -101,6 +134,8 @@ class RestorationModule(L.LightningModule):
         loss, logs = self.training_loss(batch)
         batch_size = batch["lq"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        # the epoch mean over every rank: accumulated on the device, reduced once at the epoch's end
+        self.log("train/loss_epoch", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)
         for name, value in logs.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         return loss

@@ -771,7 +771,7 @@ class DiffRestorerDecoder(RestorationModule):
         lr, betas, weight_decay: AdamW of the decoder and of the discriminator.
     """
 
-    channels_last_inference = True
+    channels_last = True
     compile_targets = ("decoder",)
 
     def __init__(

@@ -139,7 +139,7 @@ class InstructIR(RestorationModule):
         lr, weight_decay, betas, min_lr, warmup_steps: see ``RestorationModule`` (paper: AdamW 5e-4, cosine).
     """
 
-    channels_last_inference = True
+    channels_last = True
     compile_targets = ("net",)
 
     def __init__(

@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from restorezoo.models.base import RestorationModule, ema_step
+from restorezoo.models.base import (
+    RestorationModule,
+    ema_step,
+    per_sample_randint,
+    per_sample_randn,
+    sample_generators,
+)
 from restorezoo.models.daclip import DACLIPConditioned
 from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
@@ -581,7 +587,7 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             (0.9, 0.99), cosine to 1e-6).
     """
 
-    channels_last_inference = True
+    channels_last = True
     compile_targets = ("unet", "unet_ema")
     max_pixels = 1024 * 1024  # each pixel costs `steps` U-Net passes: tile earlier than one-pass models
     default_tile = 512
@@ -650,8 +656,9 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         """The paper's ML objective: L1 between the score-based reverse step and the optimal x*_{t−1}."""
         hq, lq = batch["hq"].float(), batch["lq"].float()
         degradation, content = self.conditioning(lq)
-        t = torch.randint(1, self.sde.T + 1, (hq.shape[0],), device=hq.device)
-        x_t, true_noise = self.sde.forward_state(hq, lq, t)
+        generators = sample_generators(batch, hq.device)  # per-sample: DDP and resumes see the same draws
+        t = per_sample_randint(1, self.sde.T + 1, hq.shape[0], generators, hq.device)
+        x_t, true_noise = self.sde.forward_state(hq, lq, t, per_sample_randn(hq.shape, generators, hq.device, hq.dtype))
         noise = self.unet(x_t, lq, t, degradation, content).float()
         score = self.sde.score_from_noise(noise, t)
         predicted = self.sde.reverse_step_mean(x_t, score, lq, t)

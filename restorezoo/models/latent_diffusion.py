@@ -38,7 +38,13 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
-from restorezoo.models.base import RestorationModule, ema_step
+from restorezoo.models.base import (
+    RestorationModule,
+    ema_step,
+    per_sample_randint,
+    per_sample_randn,
+    sample_generators,
+)
 from restorezoo.tiling import tiled_apply
 from restorezoo.weights import resolve_weights
 
@@ -328,16 +334,23 @@ class FrozenStableDiffusion(nn.Module):
         generator: torch.Generator | None = None,
         tile_size: int | None = None,
         overlap: int = 64,
+        generators: list[torch.Generator] | None = None,
     ) -> Tensor:
         """Images in [0, 1] → scaled latents (posterior mean, or a sample when ``sample``).
 
         ``tile_size`` (pixels, a multiple of 8) encodes blended overlapping tiles: the VAE encoder's
-        activations at full resolution are what runs out of memory on large photos.
+        activations at full resolution are what runs out of memory on large photos. ``generators``
+        (one per image) draw the posterior sample per image instead of ``generator``.
         """
 
         def encode(pixels: Tensor) -> Tensor:
             posterior = self.vae.encode((pixels * 2 - 1).to(self.vae.dtype)).latent_dist
-            return posterior.sample(generator) if sample else posterior.mean
+            if not sample:
+                return posterior.mean
+            if generators is None:
+                return posterior.sample(generator)
+            noise = per_sample_randn(posterior.mean.shape, generators, posterior.mean.device, posterior.mean.dtype)
+            return posterior.mean + posterior.std * noise
 
         if tile_size is None or max(images.shape[-2:]) <= tile_size:
             latents = encode(images)
@@ -607,7 +620,7 @@ class LatentDiffusionRestorer(RestorationModule):
         gradient_checkpointing: recompute UNet/control activations in the backward pass (memory ↔ time).
     """
 
-    channels_last_inference = True
+    channels_last = True
     compile_targets = ("sd.unet_forward",)
     max_pixels = 1024 * 1024  # SD 1.5 was trained at 512²: larger images go in 512² tiles
     default_tile = 512
@@ -717,9 +730,11 @@ class LatentDiffusionRestorer(RestorationModule):
         """MSE between the prediction on noised HQ latents and the noise (or v) that made them."""
         hq = batch["hq"].float()
         self._check_size(hq)
-        z0 = self.sd.encode_image(hq, sample=True)
-        noise = torch.randn_like(z0)
-        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
+        generators = sample_generators(batch, hq.device)  # per-sample: DDP and resumes see the same draws
+        z0 = self.sd.encode_image(hq, sample=True, generators=generators)
+        noise = per_sample_randn(z0.shape, generators, z0.device, z0.dtype)
+        num_timesteps = self.noise_scheduler.config.num_train_timesteps
+        t = per_sample_randint(0, num_timesteps, z0.shape[0], generators, z0.device)
         z_t = self.noise_scheduler.add_noise(z0, noise, t)
         target = noise if self.prediction_type == "epsilon" else self.noise_scheduler.get_velocity(z0, noise, t)
         cond = self.condition(batch)

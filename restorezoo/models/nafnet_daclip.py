@@ -140,7 +140,7 @@ class NAFNetDACLIP(DACLIPConditioned, RestorationModule):
         lr, weight_decay, betas, min_lr, warmup_steps: AdamW + cosine (defaults as IR-SDE's paper setup).
     """
 
-    channels_last_inference = True
+    channels_last = True
     compile_targets = ("net",)
 
     def __init__(
