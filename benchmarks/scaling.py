@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     plot = Path(args.plot or f"benchmarks/results/scaling{'' if device.type == 'cpu' else '_' + device.type}.png")
-    draw(points, plot, f"{machine(device).split(';')[0]}")
+    draw(points, plot, f"{machine(device).split(';')[0]}", memory_label, device.type == "cuda")
     return text
 
 
@@ -215,7 +215,7 @@ def target_line(points: list[dict[str, Any]], device: torch.device) -> str:
     return f"8K restore under 8 GB of accelerator memory with tiling: {mib:.0f} MiB peak, {'met' if mib < 8192 else 'NOT met'}."
 
 
-def draw(points: list[dict[str, Any]], path: Path, title: str) -> None:
+def draw(points: list[dict[str, Any]], path: Path, title: str, memory_label: str, show_target: bool) -> None:
     """Two panels, latency and memory vs megapixels, one line per (part, whole|tiled), measured points only."""
     import matplotlib
 
@@ -233,7 +233,10 @@ def draw(points: list[dict[str, Any]], path: Path, title: str) -> None:
         label = f"{part}, {mode}"
         left.plot([p["mp"] for p in rows], [p["measured"].seconds for p in rows], label=label, **style)
         right.plot([p["mp"] for p in rows], [max(p["measured"].peak_mib or 0, 1) for p in rows], label=label, **style)
-    for axis, ylabel in ((left, "latency (s)"), (right, "peak memory (MiB)")):
+    if show_target:
+        right.axhline(8192, color="grey", linestyle=":", label="8 GB target (8K, tiled)")
+        right.legend(fontsize=8)
+    for axis, ylabel in ((left, "latency (s)"), (right, memory_label)):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("megapixels")
