@@ -11,6 +11,7 @@ user can fix print one line, not a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import pickle
 import sys
 from collections.abc import Sequence
@@ -30,12 +31,14 @@ def _lightning_cli(args: list[str] | None) -> None:
     from restorezoo.data import RestorationDataModule, benchmarks, datasets, realesrgan_dataset  # noqa: F401
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
+    from restorezoo.training import FastPath
 
     class RestorationCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
-            # The metric callback and the image writer are always on; configs tune them.
+            # The metric callback, the image writer and the fast path are always on; configs tune them.
             parser.add_lightning_class_args(RestorationMetrics, "metrics")
             parser.add_lightning_class_args(ImageWriter, "writer")
+            parser.add_lightning_class_args(FastPath, "fast_path")
 
         def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 - jsonargparse parser
             self._given_args = args
@@ -89,7 +92,15 @@ def _restore(argv: list[str]) -> None:
     parser.add_argument("-o", "--output", default="restored", help="output folder, or file for one input")
     parser.add_argument("--suffix", default="_restored", help="added to output file stems in a folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
-    parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (large images)")
+    parser.add_argument(
+        "--tile", type=int, default=None, help="tile size in pixels (default: the model's, above its pixel budget)"
+    )
+    parser.add_argument("--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--max-pixels", type=int, default=None, help="tile images larger than this (default: the model's)")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps of a diffusion model")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed of a diffusion model")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager)")
+    parser.add_argument("--eager", action="store_true", help="plain fp32 eager inference (no fast path)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     opts = parser.parse_args(argv)
 
@@ -112,13 +123,33 @@ def _restore(argv: list[str]) -> None:
 
     model = _load_for_restore(load_model, opts)
     model = model.to(pick_device(opts.device))
+    sampling = {name: value for name, value in (("steps", opts.steps), ("seed", opts.seed)) if value is not None}
+    accepted = inspect.signature(model.restore).parameters
+    unknown = [name for name in sampling if name not in accepted]
+    if unknown:
+        raise RestoreZooError(f"{type(model).__name__} is not a sampler: --{' --'.join(unknown)} does not apply")
+    if opts.compile:
+        from restorezoo.inference import compile_model
+
+        compile_model(model)
     failures: list[str] = []
     for path, target in tqdm(list(zip(inputs, targets)), desc="restoring", unit="img", disable=len(inputs) < 2):
         try:  # one bad file is reported and skipped, the batch goes on
             if target.exists() and not opts.overwrite:
                 raise RestoreZooError(f"{target} exists; pass --overwrite to replace it")
             image = load_image(path)
-            restored = restore_tensor(model, image, opts.prompt, opts.caption, tile=opts.tile)
+            restored = restore_tensor(
+                model,
+                image,
+                opts.prompt,
+                opts.caption,
+                tile=opts.tile,
+                tile_overlap=opts.tile_overlap,
+                max_pixels=opts.max_pixels,
+                fast=not opts.eager,
+                progress=True,
+                **sampling,
+            )
             if restored.shape[-2:] != image.shape[-2:]:
                 raise RestoreZooError(
                     f"{path}: the model returned {tuple(restored.shape[-2:])} for a {tuple(image.shape[-2:])} input"

@@ -40,6 +40,27 @@ def paired_folder(tmp_path: Path) -> tuple[Path, Path]:
     return lq, hq
 
 
+def write_tiny_checkpoint(path: Path, extra: dict | None = None) -> Path:
+    """A checkpoint shaped like `restorezoo fit`'s (class path, hyper-parameters, state dict) holding a
+    tiny random InstructIR (seed 0), without running a Trainer."""
+    import torch
+
+    from restorezoo.models import InstructIR
+
+    torch.manual_seed(0)
+    model = InstructIR(**TINY_INSTRUCTIR)
+    hparams = {**model.hparams, "_class_path": "restorezoo.models.instructir.InstructIR"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, **(extra or {})}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random InstructIR checkpoint (see ``write_tiny_checkpoint``), shared by the session."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-instructir.ckpt")
+
+
 @pytest.fixture(scope="session")
 def tiny_instructir():
     from restorezoo.models import InstructIR

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REPO, TINY_INSTRUCTIR
+from tests.conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -30,19 +30,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A checkpoint shaped like `restorezoo fit`'s, holding a tiny random InstructIR."""
-    from restorezoo.models import InstructIR
-
-    torch.manual_seed(0)
-    model = InstructIR(**TINY_INSTRUCTIR)
-    path = tmp_path_factory.mktemp("demo") / "tiny-instructir.ckpt"
-    hparams = {**model.hparams, "_class_path": "restorezoo.models.instructir.InstructIR"}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, path)
-    return path
 
 
 def test_the_family_decides_which_inputs_the_page_shows(tiny_ckpt):

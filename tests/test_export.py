@@ -14,7 +14,7 @@ import restorezoo
 from restorezoo.cli import main
 from restorezoo.errors import WeightsNotFoundError
 from restorezoo.training import RECORD_KEY
-from tests.conftest import TINY_INSTRUCTIR, write_photo
+from tests.conftest import write_photo, write_tiny_checkpoint
 
 TABLE = """## restorezoo benchmark (sample: RGB, crop 0, uint8)
 
@@ -37,16 +37,9 @@ data:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A `restorezoo fit`-shaped run folder: checkpoints/last.ckpt (with its run record) and no table yet."""
-    from restorezoo.models import InstructIR
-
-    torch.manual_seed(0)
-    model = InstructIR(**TINY_INSTRUCTIR)
     root = tmp_path_factory.mktemp("run")
-    (root / "checkpoints").mkdir()
-    hparams = {**model.hparams, "_class_path": "restorezoo.models.instructir.InstructIR"}
     record = {"task_names": ["noise", "blur"], "config": TRAINING_CONFIG}
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": hparams, RECORD_KEY: record}
-    torch.save(checkpoint, root / "checkpoints/last.ckpt")
+    write_tiny_checkpoint(root / "checkpoints/last.ckpt", {RECORD_KEY: record})
     return root
 
 

@@ -178,3 +178,55 @@ def test_instructir_training_loss_reads_nothing_back(monkeypatch):
     loss, logs = model.training_loss(batch)
     monkeypatch.undo()
     assert torch.isfinite(loss) and set(logs) >= {"l1", "intent_ce", "intent_acc"}
+
+
+def test_the_sampler_shards_one_global_order_across_ranks():
+    from restorezoo.data.datamodule import ResumableSampler
+
+    def draw(world: int, rank: int) -> list[tuple[int, int]]:
+        sampler = ResumableSampler(10)
+        sampler.seed, sampler.num_replicas, sampler.rank = 7, world, rank
+        sampler.num_samples = -(-sampler.total_samples // world)
+        return [(int(i), i.seed) for i in sampler]
+
+    single = draw(1, 0)
+    first, second = draw(2, 0), draw(2, 1)
+    assert len(first) == len(second) == 5
+    interleaved = [pair for two in zip(first, second) for pair in two]
+    assert interleaved == single  # global batch k of 2 ranks = batch k of one process, twice the size
+    assert sorted(i for i, _ in single) == list(range(10))
+
+
+def test_per_sample_seeds_make_a_split_batch_train_like_the_whole():
+    """Diffusion timesteps and noise come from each sample's seed, not from the batch or the global RNG."""
+    from restorezoo.models import IRSDE
+
+    torch.manual_seed(0)
+    model = IRSDE(nf=8, ch_mult=(1, 2), T=10, ema_decay=None, progress=False)
+    hq, lq = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16)
+    batch = {"hq": hq, "lq": lq, "seed": [11, 12, 13, 14], "task": torch.zeros(4, dtype=torch.long)}
+
+    def half(rows: slice) -> dict[str, Any]:
+        return {"hq": hq[rows], "lq": lq[rows], "seed": batch["seed"][rows], "task": batch["task"][rows]}
+
+    torch.manual_seed(1)
+    whole, _ = model.training_loss(batch)
+    torch.manual_seed(2)  # a different global RNG state changes nothing
+    parts = [model.training_loss(half(slice(0, 2)))[0], model.training_loss(half(slice(2, 4)))[0]]
+    assert torch.allclose(whole, torch.stack(parts).mean(), atol=1e-6)
+    unseeded = {k: v for k, v in batch.items() if k != "seed"}
+    assert not torch.allclose(whole, model.training_loss(unseeded)[0])  # without seeds: the global RNG
+
+
+def test_restore_refuses_sampler_options_for_a_one_pass_model(tmp_path, tiny_ckpt):
+    from restorezoo.cli import main
+    from restorezoo.data import save_image
+
+    photo = tmp_path / "photo.png"
+    save_image(torch.rand(3, 20, 24), photo)
+    ckpt = tiny_ckpt
+    with pytest.raises(SystemExit):
+        main(["restore", str(photo), "--ckpt", str(ckpt), "--steps", "5", "-o", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    main(["restore", str(photo), "--ckpt", str(ckpt), "--eager", "--tile", "16", "-o", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "photo_restored.png").is_file()

@@ -42,7 +42,6 @@ from restorezoo.errors import (
     NonFiniteLossError,
     RestoreZooError,
 )
-from restorezoo.models import InstructIR
 from restorezoo.models.base import RestorationModule
 from restorezoo.training import AtomicCheckpointIO, NonFiniteGuard
 from tests.conftest import REPO, TINY_INSTRUCTIR, write_photo
@@ -186,18 +185,6 @@ def test_odd_inputs_keep_their_content(corpus: Path):
     assert torch.allclose(rgb16[:, 4, 6].double(), torch.from_numpy(expected), atol=1e-6), "16 bits kept"
     assert load_image(corpus / "float32.tif")[0, 0, 0].item() == pytest.approx(0.5)
     assert load_image(corpus / "gray_alpha_LA.png").std(0).max() == 0, "gray stays gray"
-
-
-# ============================================================================ a tiny checkpoint
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A checkpoint shaped like `restorezoo fit`'s (class path, hyper-parameters, state dict)."""
-    torch.manual_seed(0)
-    model = InstructIR(**TINY_INSTRUCTIR)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    hparams = {**model.hparams, "_class_path": "restorezoo.models.instructir.InstructIR"}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, path)
-    return path
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
