@@ -581,13 +581,18 @@ def denoiser_step(zoo: ZooModel, model: Any, lq: torch.Tensor, fast: bool) -> Ca
 
 
 def training_step(zoo: ZooModel, model: Any, batch_size: int, crop: int, device: torch.device) -> Callable[[], Any]:
-    """One optimiser step (loss, backward, AdamW, EMA update) on a random batch of the paper's crop."""
+    """One optimiser step (loss, backward, AdamW, EMA update) on a random batch of the paper's crop, with
+    what ``restorezoo fit`` does by default (``FastPath``: channels_last for convolutional models)."""
+    from restorezoo.inference import set_memory_format
+
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6)
-    hq = torch.rand(batch_size, 3, crop, crop, device=device)
+    memory_format = torch.channels_last if getattr(model, "channels_last", False) else torch.contiguous_format
+    set_memory_format(model, memory_format)
+    hq = torch.rand(batch_size, 3, crop, crop, device=device).contiguous(memory_format=memory_format)
     batch = {
-        **zoo.batch((hq * 0.8).clamp(0, 1)),
+        **zoo.batch((hq * 0.8).clamp(0, 1).contiguous(memory_format=memory_format)),
         "hq": hq,
         "task": torch.zeros(batch_size, dtype=torch.long, device=device),
         "params": [{}] * batch_size,

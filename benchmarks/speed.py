@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> str:
     if not args.no_train:
         lines += [
             "",
-            f"## Training step (paper batch and crop, {precision}, AdamW, EMA update included)",
+            f"## Training step (paper batch and crop, {precision}, AdamW, EMA update included, channels_last "
+            "for convolutional models as `restorezoo fit` does)",
             "",
             *train_table,
         ]
