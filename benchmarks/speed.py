@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--total-budget-s", type=float, default=840.0, help="skip everything after this")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per row (after one warm-up)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--batch", type=int, default=4, help="batch of the throughput rows (1: none)")
     parser.add_argument("--steps", type=int, help="sampler steps of the diffusion models (default: theirs, 20)")
     parser.add_argument("--no-train", action="store_true", help="leave out the training-step rows")
     parser.add_argument("--compile", action="store_true", help="add torch.compile rows (default on CUDA)")
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> str:
     latency_table = [
         f"| model | size | path | GMACs | latency (ms) | how | MP/s (pixels ÷ latency) | {memory_label} | fast ÷ eager |",
         "|---|---|---|---:|---:|---|---:|---:|---:|",
+    ]
+    throughput_table = [
+        f"| model | size | batch | images/s | MP/s | {memory_label} | runs |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     train_table = [
         f"| model | batch × crop | precision | images/s | step (s) | {memory_label} | runs |",
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> str:
                 )
                 print(latency_table[-1], flush=True)
             del lq
+        if args.batch > 1:
+            throughput_rows(zoo, model, sizes, args.batch, budget, device, throughput_table)
         if not args.no_train:
             train_rows(zoo, model, budget, device, args.smoke, train_table)
             model.eval()
@@ -205,6 +212,13 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *latency_table,
     ]
+    if args.batch > 1:
+        lines += [
+            "",
+            f"## Throughput (batch {args.batch}, fast path, whole images)",
+            "",
+            *throughput_table,
+        ]
     if not args.no_train:
         lines += [
             "",
@@ -222,6 +236,26 @@ def main(argv: list[str] | None = None) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
+
+
+def throughput_rows(
+    zoo: ZooModel, model: Any, sizes: list[tuple[int, int]], batch: int, budget: Budget, device: torch.device,
+    table: list[str],
+) -> None:
+    """Images per second restoring ``batch`` images at once (the fast path), where the budget allows."""
+    for hw in sizes:
+        lq = torch.rand(batch, 3, *hw, device=device)
+        gmacs = batch * zoo.gmacs(model, *hw)["total"]
+        measured = budget.measure(lambda lq=lq: restore(zoo, model, lq, True), device, f"{zoo.name}/fast", gmacs)
+        if measured.ok:
+            images = batch / measured.seconds
+            cells = f"{images:.3g} | {images * hw[0] * hw[1] / 1e6:.3g} | {measured.mib()} | {measured.runs_label()}"
+        else:
+            cells = f"{measured.note} | – | – | –"
+        table.append(f"| {zoo.name} | {size_label(hw)} | {batch} | {cells} |")
+        print(table[-1], flush=True)
+        del lq
+        free_memory(device)
 
 
 def train_rows(zoo: ZooModel, model: Any, budget: Budget, device: torch.device, smoke: bool, table: list[str]) -> None:
