@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--sizes", nargs="+", help=f"HxW as 512 or 1920x1080 (default {' '.join(SIZES)})")
     parser.add_argument("--budget-s", type=float, default=60.0, help="skip rows predicted to take longer")
     parser.add_argument("--total-budget-s", type=float, default=840.0, help="skip everything after this")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per row (after one warm-up)")
+    parser.add_argument("--repeats", type=int, help="timed calls per row after one warm-up (default CUDA 10, CPU 3)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     parser.add_argument("--batch", type=int, default=4, help="batch of the throughput rows (1: none)")
     parser.add_argument("--steps", type=int, help="sampler steps of the diffusion models (default: theirs, 20)")
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [parse_size(s) for s in (args.sizes or (SMOKE_SIZES if args.smoke else SIZES))]
-    budget = Budget(args.budget_s, args.total_budget_s, args.repeats)
+    budget = Budget(args.budget_s, args.total_budget_s, args.repeats or (10 if device.type == "cuda" else 3))
     load_start = load_average()
     started = datetime.datetime.now(datetime.timezone.utc)
     calibration = budget.calibrate(device)
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> str:
     ]
     compile_table = ["| model | size | first call incl. compile (s) | latency (ms) | runs |", "|---|---|---:|---:|---|"]
     results: dict[tuple[str, tuple[int, int], bool], float | None] = {}
+    derived: dict[tuple[str, tuple[int, int], bool], bool] = {}
 
     for index, key in enumerate(args.models):
         zoo = ZOO[key]
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> str:
             for fast in (False, True):
                 row = latency(zoo, model, lq, gmacs, fast, budget)
                 results[(key, hw, fast)] = row.seconds
+                derived[(key, hw, fast)] = row.how.startswith("**derived**")
                 megapixels = hw[0] * hw[1] / 1e6
                 speedup = "–"
                 if fast and row.seconds and eager_seconds:
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> str:
         ]
     if compile_on:
         lines += ["", "## torch.compile (`restorezoo.inference.compile_model`, fast path)", "", *compile_table]
-    lines += ["", "## Targets (issue 7)", "", *targets_table(results, device)]
+    lines += ["", "## Targets (issue 7)", "", *targets_table(results, derived, device)]
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out or f"benchmarks/results/speed_{device.type}.md")
@@ -319,7 +321,11 @@ def compile_rows(
         print(table[-1], flush=True)
 
 
-def targets_table(results: dict[tuple[str, tuple[int, int], bool], float | None], device: torch.device) -> list[str]:
+def targets_table(
+    results: dict[tuple[str, tuple[int, int], bool], float | None],
+    derived: dict[tuple[str, tuple[int, int], bool], bool],
+    device: torch.device,
+) -> list[str]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
 
     def status(seconds: float | None, limit: float) -> str:
@@ -334,6 +340,8 @@ def targets_table(results: dict[tuple[str, tuple[int, int], bool], float | None]
     for key, hw, _, limit, text in TARGETS:
         seconds = results.get((key, hw, True))
         shown = "not run" if (key, hw, True) not in results else fmt(seconds and seconds * 1e3, 0) + " ms"
+        if derived.get((key, hw, True)):
+            shown += " (derived)"
         lines.append(f"| {text} | {shown} | {status(seconds, limit)} |")
     lines.append(
         "| 8K restore under 8 GB of accelerator memory with tiling | see `scaling_<device>.md` | "
@@ -345,8 +353,9 @@ def targets_table(results: dict[tuple[str, tuple[int, int], bool], float | None]
         pairs = [(hw, eager, fast) for hw, eager, fast in pairs if eager and fast]
         if pairs:
             hw, eager, fast = max(pairs, key=lambda pair: pair[0][0] * pair[0][1])
-            speedups.append((ZOO[key].name, eager / fast, hw))
-    shown = "; ".join(f"{name} {ratio:.2f}× at {size_label(hw)}" for name, ratio, hw in speedups) or "–"
+            label = " (derived)" if derived.get((key, hw, False)) or derived.get((key, hw, True)) else ""
+            speedups.append((ZOO[key].name, eager / fast, f"{size_label(hw)}{label}"))
+    shown = "; ".join(f"{name} {ratio:.2f}× at {where}" for name, ratio, where in speedups) or "–"
     if device.type != "cuda":
         verdict = "needs CUDA"
     else:
