@@ -230,3 +230,44 @@ def test_restore_refuses_sampler_options_for_a_one_pass_model(tmp_path, tiny_ckp
     assert not (tmp_path / "out").exists()
     main(["restore", str(photo), "--ckpt", str(ckpt), "--eager", "--tile", "16", "-o", str(tmp_path / "out")])
     assert (tmp_path / "out" / "photo_restored.png").is_file()
+
+
+@pytest.mark.parametrize("family", ["instructir", "irsde", "spire"])
+def test_frozen_backbones_stay_out_of_ddp_gradient_sync(family):
+    """DDP all-reduces the parameters that require grad: the frozen encoders and SD must not be among them."""
+    from restorezoo.models import IRSDE, SPIRE, InstructIR
+
+    if family == "instructir":
+        model, frozen = InstructIR(**TINY), list(InstructIR(**TINY).text_encoder.model.parameters())
+    elif family == "irsde":
+        model = IRSDE(nf=8, ch_mult=(1, 2), T=10, daclip="tiny", progress=False)
+        frozen = list(model.daclip.parameters())
+    else:
+        model = SPIRE(pretrained="tiny", steps=2, progress=False)
+        frozen = list(model.sd.parameters())
+    synced = [p for p in model.parameters() if p.requires_grad]
+    assert synced and frozen
+    assert not {id(p) for p in frozen} & {id(p) for p in synced}
+    assert all(not p.requires_grad for p in frozen)
+
+
+def test_daclip_encodes_each_text_once_and_forgets_on_new_weights():
+    from restorezoo.models import DACLIP
+
+    model = DACLIP(tiny=True)
+    calls = []
+    original = model.clip.encode_text
+
+    def counting(tokens, normalize=False):
+        calls.append(tokens.shape[0])
+        return original(tokens, normalize=normalize)
+
+    model.clip.encode_text = counting
+    first = model.word_embeddings()
+    again = model.word_embeddings()
+    assert torch.equal(first, again) and calls == [len(model.degradation_words)]
+    model.encode_text(["a photo", model.degradation_words[0]])
+    assert calls[-1] == 1  # only the unseen string
+    model.load_state_dict(model.state_dict())
+    model.word_embeddings()
+    assert calls[-1] == len(model.degradation_words)

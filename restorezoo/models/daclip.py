@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,10 @@ def controlled_forward(
 
 
 # ---------------------------------------------------------------------------------------------- the module
+TEXT_CACHE_SIZE = 4096
+"""Text embeddings DA-CLIP keeps (degradation words and recent captions)."""
+
+
 class DACLIP(L.LightningModule):
     """DA-CLIP as a Lightning module: frozen CLIP + trainable controller, joint contrastive training.
 
@@ -181,6 +186,8 @@ class DACLIP(L.LightningModule):
         # datamodule task index → degradation class (-1 unknown); set in setup() from the task names
         self.register_buffer("task_to_class", torch.zeros(0, dtype=torch.long), persistent=False)
         self._val_counts: Tensor | None = None
+        self._text_cache: OrderedDict[str, Tensor] = OrderedDict()
+        self.register_load_state_dict_pre_hook(lambda *args, **kwargs: self._text_cache.clear())
 
     # ------------------------------------------------------------------ frozen parts stay frozen
     def train(self, mode: bool = True) -> DACLIP:
@@ -211,9 +218,29 @@ class DACLIP(L.LightningModule):
         return content, degradation
 
     def encode_text(self, texts: Sequence[str]) -> Tensor:
-        """L2-normalised frozen CLIP text embeddings (len(texts)×embed_dim)."""
-        tokens = self.tokenizer(list(texts)).to(self.pixel_mean.device)
-        return self.clip.encode_text(tokens, normalize=True)
+        """L2-normalised frozen CLIP text embeddings (len(texts)×embed_dim), cached per string.
+
+        The text tower is frozen, so the degradation words (every training step and every
+        classification) are encoded once. Embeddings computed under ``inference_mode`` are not kept:
+        a later training step could not save them for backward.
+        """
+        texts = [str(t) for t in texts]
+        device = self.pixel_mean.device
+        missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        fresh: dict[str, Tensor] = {}
+        if missing:
+            with torch.no_grad():
+                encoded = self.clip.encode_text(self.tokenizer(missing).to(device), normalize=True)
+            fresh = dict(zip(missing, encoded))
+            if not torch.is_inference_mode_enabled():
+                self._text_cache.update(fresh)
+                while len(self._text_cache) > TEXT_CACHE_SIZE:
+                    self._text_cache.popitem(last=False)
+        return torch.stack([fresh[t] if t in fresh else self._text_cache[t] for t in texts])
+
+    def _apply(self, fn: Any, recurse: bool = True) -> DACLIP:
+        self._text_cache.clear()  # cached embeddings live on the old device/dtype
+        return super()._apply(fn, recurse)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """Same as :meth:`encode_image` (normalised, controlled)."""
