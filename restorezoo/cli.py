@@ -99,6 +99,8 @@ def _restore(argv: list[str]) -> None:
     parser.add_argument("--max-pixels", type=int, default=None, help="tile images larger than this (default: the model's)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps of a diffusion model")
     parser.add_argument("--seed", type=int, default=None, help="sampling seed of a diffusion model")
+    parser.add_argument("--scheduler", default=None, help="SPIRE / Diff-Restorer sampler: ddim, unipc, dpmsolver++, …")
+    parser.add_argument("--sampler", default=None, help="IR-SDE sampler: posterior or euler")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager)")
     parser.add_argument("--eager", action="store_true", help="plain fp32 eager inference (no fast path)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
@@ -123,7 +125,8 @@ def _restore(argv: list[str]) -> None:
 
     model = _load_for_restore(load_model, opts)
     model = model.to(pick_device(opts.device))
-    sampling = {name: value for name, value in (("steps", opts.steps), ("seed", opts.seed)) if value is not None}
+    given = {"steps": opts.steps, "seed": opts.seed, "scheduler": opts.scheduler, "sampler": opts.sampler}
+    sampling = {name: value for name, value in given.items() if value is not None}
     accepted = inspect.signature(model.restore).parameters
     unknown = [name for name in sampling if name not in accepted]
     if unknown:
