@@ -29,6 +29,19 @@ def write_photo(path: Path, seed: int, size: tuple[int, int] = (40, 48)) -> np.n
     return array
 
 
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``restorezoo ARGS`` in-process: (exit code, stdout, stderr)."""
+    from restorezoo.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.fixture()
 def paired_folder(tmp_path: Path) -> tuple[Path, Path]:
     """lq/ and hq/ folders with three matching pairs (LQ = darker HQ)."""

@@ -11,10 +11,9 @@ import torch
 import yaml
 
 import restorezoo
-from restorezoo.cli import main
 from restorezoo.errors import WeightsNotFoundError
 from restorezoo.training import RECORD_KEY
-from tests.conftest import write_photo, write_tiny_checkpoint
+from tests.conftest import run_cli, write_photo, write_tiny_checkpoint
 
 TABLE = """## restorezoo benchmark (sample: RGB, crop 0, uint8)
 
@@ -43,16 +42,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _front_matter(card: str) -> dict:
     assert card.startswith("---\n")
     return yaml.safe_load(card.split("---\n")[1])
@@ -63,7 +52,7 @@ def test_an_exported_folder_restores_exactly_like_the_checkpoint(run, tmp_path, 
     table.write_text(TABLE)
     folder = tmp_path / "hub" / "tiny-instructir"
     ckpt = run / "checkpoints/last.ckpt"
-    code, stdout, stderr = _cli(["export", str(ckpt), "--to", str(folder), "--benchmark", str(table)], capsys)
+    code, stdout, stderr = run_cli(["export", str(ckpt), "--to", str(folder), "--benchmark", str(table)], capsys)
     assert code == 0, stderr
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.safetensors", "model.yaml"]
     assert [p.name for p in folder.parent.iterdir()] == ["tiny-instructir"], "no temporary folder left behind"
@@ -106,23 +95,23 @@ def test_the_card_takes_the_runs_own_table_and_says_so_when_there_is_none(run, t
 def test_export_refuses_to_overwrite_a_folder_without_the_flag(run, tmp_path, capsys):
     folder = tmp_path / "model"
     ckpt = str(run / "checkpoints/last.ckpt")
-    assert _cli(["export", ckpt, "--to", str(folder)], capsys)[0] == 0
+    assert run_cli(["export", ckpt, "--to", str(folder)], capsys)[0] == 0
     (folder / "mine.txt").write_text("keep me")
-    code, _, stderr = _cli(["export", ckpt, "--to", str(folder)], capsys)
+    code, _, stderr = run_cli(["export", ckpt, "--to", str(folder)], capsys)
     assert code == 1 and "--overwrite" in stderr and stderr.count("\n") == 1
     assert (folder / "mine.txt").exists(), "the refused export left the folder alone"
-    assert _cli(["export", ckpt, "--to", str(folder), "--overwrite"], capsys)[0] == 0
+    assert run_cli(["export", ckpt, "--to", str(folder), "--overwrite"], capsys)[0] == 0
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "model.safetensors", "model.yaml"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"], "the replaced folder is gone, no temporaries"
 
 
 def test_restore_cli_takes_an_export_folder(run, tmp_path, capsys):
     folder = tmp_path / "model"
-    assert _cli(["export", str(run / "checkpoints/last.ckpt"), "--to", str(folder)], capsys)[0] == 0
+    assert run_cli(["export", str(run / "checkpoints/last.ckpt"), "--to", str(folder)], capsys)[0] == 0
     write_photo(tmp_path / "photo.png", seed=3, size=(21, 30))
     out = tmp_path / "out.png"
     args = ["restore", str(tmp_path / "photo.png"), "--ckpt", str(folder), "--prompt", "denoise", "-o", str(out)]
-    code, _, stderr = _cli(args, capsys)
+    code, _, stderr = run_cli(args, capsys)
     assert code == 0, stderr
     from PIL import Image
 

@@ -44,7 +44,7 @@ from restorezoo.errors import (
 )
 from restorezoo.models.base import RestorationModule
 from restorezoo.training import AtomicCheckpointIO, NonFiniteGuard
-from tests.conftest import REPO, TINY_INSTRUCTIR, write_photo
+from tests.conftest import REPO, TINY_INSTRUCTIR, run_cli, write_photo
 
 
 # ============================================================================ the input corpus
@@ -187,23 +187,13 @@ def test_odd_inputs_keep_their_content(corpus: Path):
     assert load_image(corpus / "gray_alpha_LA.png").std(0).max() == 0, "gray stays gray"
 
 
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_batch_restore_goes_past_every_bad_file_and_reports_them_all(corpus, tiny_ckpt, tmp_path, capsys):
     names = sorted(CORPUS)
     out = tmp_path / "out"
     huge_prompt = "please remove the noise " * 420  # a 10 000-character instruction
     assert len(huge_prompt) >= 10_000
     args = ["restore", *[str(corpus / n) for n in names], "--ckpt", str(tiny_ckpt), "-o", str(out)]
-    code, stdout, stderr = _cli([*args, "--tile", "96", "--prompt", huge_prompt, "--device", "cpu"], capsys)
+    code, stdout, stderr = run_cli([*args, "--tile", "96", "--prompt", huge_prompt, "--device", "cpu"], capsys)
     invalid = [n for n in names if isinstance(CORPUS[n][1], str)]
     assert code == 1, stderr[-2000:]
     assert "images failed:" in stderr, stderr[-2000:]
@@ -224,13 +214,13 @@ def test_restore_never_overwrites_an_output_without_the_flag(corpus, tiny_ckpt, 
     target = tmp_path / "restored.png"
     target.write_bytes(b"precious")
     args = ["restore", str(corpus / "odd_7x13.png"), "--ckpt", str(tiny_ckpt), "-o", str(target), "--device", "cpu"]
-    code, _, stderr = _cli(args, capsys)
+    code, _, stderr = run_cli(args, capsys)
     assert code == 1 and "--overwrite" in stderr and target.read_bytes() == b"precious"
-    code, _, _ = _cli([*args, "--overwrite"], capsys)
+    code, _, _ = run_cli([*args, "--overwrite"], capsys)
     assert code == 0 and load_image(target).shape == (3, 7, 13)
     source = corpus / "odd_7x13.png"
     before = source.read_bytes()
-    code, _, stderr = _cli([*args[:-2], "-o", str(source), "--overwrite"], capsys)
+    code, _, stderr = run_cli([*args[:-2], "-o", str(source), "--overwrite"], capsys)
     assert code == 1 and "refusing to overwrite the input" in stderr and source.read_bytes() == before
 
 
@@ -318,7 +308,7 @@ def test_data_check_reports_every_bad_file_instead_of_dying(corpus, tmp_path, ca
     assert len(report.unreadable) == 3 and all(str(lq) in u for u in report.unreadable)
     assert len(report.size_mismatches) == 1 and "odd_7x13" in report.size_mismatches[0]
     assert len(report.unmatched) == 1 and "lonely.png" in report.unmatched[0]
-    code, _, stderr = _cli(["data", "check", "--config", str(config)], capsys)
+    code, _, stderr = run_cli(["data", "check", "--config", str(config)], capsys)
     assert code == 1 and "5 problem(s)" in stderr
     with pytest.raises(DataError, match="lonely.png"):  # and the dataset itself refuses at start-up
         PairedFolder(str(lq), str(hq))
@@ -462,10 +452,10 @@ def test_the_cli_refuses_the_crafted_pickle_in_one_line(evil, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(_rgb(8, 8)).save(photo)
     for args in (["restore", str(photo), "--ckpt", str(path)], ["export", str(path), "--to", str(tmp_path / "m.safetensors")]):
-        code, _, stderr = _cli(args, capsys)
+        code, _, stderr = run_cli(args, capsys)
         assert code == 1 and stderr.strip().count("\n") == 0 and "refusing to load" in stderr
     config = _tiny_fit_config(tmp_path, max_epochs=1)
-    code, _, stderr = _cli(["fit", "--config", str(config), "--ckpt_path", str(path)], capsys)
+    code, _, stderr = run_cli(["fit", "--config", str(config), "--ckpt_path", str(path)], capsys)
     assert code == 1 and "refusing to load" in stderr.strip().splitlines()[-1]
     assert not marker.exists()
 
@@ -481,7 +471,7 @@ def test_incompatible_checkpoints_say_what_differs_in_one_line(tiny_ckpt, tmp_pa
     torch.save(checkpoint, wrong)
     photo = tmp_path / "photo.png"
     Image.fromarray(_rgb(8, 8)).save(photo)
-    code, _, stderr = _cli(["restore", str(photo), "--ckpt", str(wrong), "-o", str(tmp_path / "o")], capsys)
+    code, _, stderr = run_cli(["restore", str(photo), "--ckpt", str(wrong), "-o", str(tmp_path / "o")], capsys)
     assert code == 1 and stderr.strip().count("\n") == 0
     assert "does not fit InstructIR" in stderr and "shape mismatches" in stderr
     checkpoint["hyper_parameters"]["_class_path"] = "antigravity.Model"  # importing it opens a web browser
@@ -501,7 +491,7 @@ def test_export_writes_weights_only_safetensors_with_the_config_beside(tiny_ckpt
     import restorezoo
 
     target = tmp_path / "model.safetensors"
-    code, stdout, _ = _cli(["export", str(tiny_ckpt), "--to", str(target)], capsys)
+    code, stdout, _ = run_cli(["export", str(tiny_ckpt), "--to", str(target)], capsys)
     assert code == 0 and target.is_file() and target.with_suffix(".yaml").is_file()
     config = yaml.safe_load(target.with_suffix(".yaml").read_text())
     assert config["model"]["class_path"].endswith("InstructIR") and config["model"]["init_args"]["width"] == 8
@@ -511,7 +501,7 @@ def test_export_writes_weights_only_safetensors_with_the_config_beside(tiny_ckpt
     original = restorezoo.restore(image, "denoise", model=restorezoo.load_model(ckpt=tiny_ckpt))
     exported = restorezoo.restore(image, "denoise", model=restorezoo.load_model(ckpt=target))
     assert torch.equal(original, exported)
-    code, _, stderr = _cli(["export", str(tiny_ckpt), "--to", str(target)], capsys)
+    code, _, stderr = run_cli(["export", str(tiny_ckpt), "--to", str(target)], capsys)
     assert code == 1 and "--overwrite" in stderr
 
 
