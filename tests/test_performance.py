@@ -271,3 +271,29 @@ def test_daclip_encodes_each_text_once_and_forgets_on_new_weights():
     model.load_state_dict(model.state_dict())
     model.word_embeddings()
     assert calls[-1] == len(model.degradation_words)
+
+
+def test_daclip_masked_contrastive_loss_equals_the_loss_on_the_labelled_rows():
+    from restorezoo.models import DACLIP
+
+    model = DACLIP(tiny=True)
+    torch.manual_seed(0)
+    image, text = F.normalize(torch.randn(5, 8), dim=-1), F.normalize(torch.randn(5, 8), dim=-1)
+    valid = torch.tensor([True, False, True, True, False])
+    masked = model.clip_loss(image, text, valid)
+    assert torch.allclose(masked, model.clip_loss(image[valid], text[valid]), atol=1e-6)
+    assert torch.allclose(model.clip_loss(image, text, torch.ones(5, dtype=torch.bool)), model.clip_loss(image, text))
+    assert model.clip_loss(image, text, torch.zeros(5, dtype=torch.bool)) == 0
+
+
+def test_daclip_training_loss_reads_nothing_back(monkeypatch):
+    from restorezoo.models import DACLIP
+
+    model = DACLIP(tiny=True)
+    model.task_to_class = torch.tensor([0, 1])
+    batch = {"lq": torch.rand(3, 3, 32, 32), "task": torch.tensor([0, -1, 1]), "caption": ["a cat", "", "a dog"]}
+    model.training_loss(batch)  # text cache warm: strings are tokenized on the host
+    _NoHostSync(monkeypatch)
+    loss, logs = model.training_loss(batch)
+    monkeypatch.undo()
+    assert torch.isfinite(loss) and logs["loss_degradation"] > 0

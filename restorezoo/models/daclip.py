@@ -297,16 +297,26 @@ class DACLIP(L.LightningModule):
         return targets
 
     # ------------------------------------------------------------------ training: joint contrastive loss
-    def clip_loss(self, image_features: Tensor, text_features: Tensor) -> Tensor:
+    def clip_loss(self, image_features: Tensor, text_features: Tensor, valid: Tensor | None = None) -> Tensor:
         """Symmetric CLIP cross-entropy of matched rows, with the learnable temperature ``logit_scale``.
 
         Repeated texts in a batch (same word) have identical columns, so their gradients equal those of
-        a soft multi-positive target; only the loss value carries a constant offset.
+        a soft multi-positive target; only the loss value carries a constant offset. With ``valid``
+        (B bools), the other rows and columns are masked out: the same loss as on the valid rows alone,
+        without the host sync that selecting them (boolean indexing) would cost every step.
         """
         scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
         logits = scale * image_features @ text_features.T
         labels = torch.arange(logits.shape[0], device=logits.device)
-        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        if valid is None:
+            return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        pairs = valid[:, None] & valid[None, :]
+        logits = logits.masked_fill(~pairs, torch.finfo(logits.dtype).min)
+        weight = valid.to(logits.dtype)
+        count = weight.sum().clamp(min=1)
+        image_to_text = (F.cross_entropy(logits, labels, reduction="none") * weight).sum() / count
+        text_to_image = (F.cross_entropy(logits.T, labels, reduction="none") * weight).sum() / count
+        return (image_to_text + text_to_image) / 2
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Content emb ↔ clean-caption text + degradation emb ↔ degradation-word text, equal weights."""
@@ -317,12 +327,8 @@ class DACLIP(L.LightningModule):
             caption_text = self.encode_text(captions)
         loss_content = self.clip_loss(content, caption_text.to(content.dtype))
         targets = self.degradation_targets(batch)
-        valid = targets >= 0
-        if bool(valid.any()):
-            words = self.word_embeddings().to(degradation.dtype)
-            loss_degradation = self.clip_loss(degradation[valid], words[targets[valid]])
-        else:
-            loss_degradation = degradation.sum() * 0.0
+        words = self.word_embeddings().to(degradation.dtype)
+        loss_degradation = self.clip_loss(degradation, words[targets.clamp(min=0)], valid=targets >= 0)
         loss = loss_content + loss_degradation
         return loss, {"loss_content": loss_content.detach(), "loss_degradation": loss_degradation.detach()}
 
