@@ -297,3 +297,20 @@ def test_daclip_training_loss_reads_nothing_back(monkeypatch):
     loss, logs = model.training_loss(batch)
     monkeypatch.undo()
     assert torch.isfinite(loss) and logs["loss_degradation"] > 0
+
+
+@pytest.mark.parametrize("family", ["irsde", "spire"])
+def test_diffusion_training_losses_read_nothing_back(family, monkeypatch):
+    from restorezoo.models import IRSDE, SPIRE
+
+    if family == "irsde":
+        model = IRSDE(nf=8, ch_mult=(1, 2), T=10, daclip="tiny", progress=False)
+    else:
+        model = SPIRE(pretrained="tiny", steps=2, progress=False)
+    batch = {"lq": torch.rand(2, 3, 32, 32), "hq": torch.rand(2, 3, 32, 32), "task": torch.tensor([0, 1]),
+             "prompt": ["Denoise", ""], "caption": ["a cat", ""], "seed": [3, 4], "params": [{}, {}]}
+    model.training_loss(batch)  # text caches warm
+    _NoHostSync(monkeypatch)
+    loss, _ = model.training_loss(batch)
+    monkeypatch.undo()
+    assert torch.isfinite(loss)
