@@ -314,3 +314,20 @@ def test_diffusion_training_losses_read_nothing_back(family, monkeypatch):
     loss, _ = model.training_loss(batch)
     monkeypatch.undo()
     assert torch.isfinite(loss)
+
+
+@pytest.mark.slow
+def test_compiled_instructir_matches_eager():
+    """A real torch.compile (inductor, about a minute on 2 CPU cores): no fallback warning, same output."""
+    import warnings
+
+    from restorezoo.models import InstructIR
+
+    model = InstructIR(**TINY).eval()
+    image = torch.rand(3, 64, 64)
+    eager = restore_tensor(model, image, "remove the noise", fast=False)
+    compile_model(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a fallback to eager would warn
+        compiled = restore_tensor(model, image, "remove the noise")
+    assert torch.allclose(compiled, eager, atol=1e-4)
