@@ -143,6 +143,24 @@ def test_attention_runs_through_sdpa(monkeypatch):
     unet(x, x, torch.tensor([5]), torch.rand(1, 16), torch.rand(1, 16))
     assert calls, "IR-SDE's cross-attention did not use SDPA"
 
+    from restorezoo.models import DACLIP
+
+    daclip = DACLIP(tiny=True).eval()
+    attention = [m for m in daclip.modules() if isinstance(m, nn.MultiheadAttention)]
+    calls.clear()
+    # in eval, nn.MultiheadAttention may take its fused native path (SDPA kernels inside): count that too
+    native = torch._native_multi_head_attention
+
+    def counting_native(*args, **kwargs):
+        calls.append(args[0].shape)
+        return native(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_native_multi_head_attention", counting_native)
+    with torch.no_grad():
+        daclip.encode_image(torch.rand(1, 3, 32, 32))
+        daclip.encode_text(["a photo"])
+    assert attention and len(calls) >= len(attention)  # open_clip's towers and the controller copy
+
 
 def test_diffusers_attention_uses_the_sdpa_processor():
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
