@@ -16,6 +16,7 @@ from torch import Tensor
 
 from restorezoo.data.batch import batch_from_images
 from restorezoo.data.io import check_image_tensor, save_image
+from restorezoo.errors import RestoreZooError
 from restorezoo.tiling import tiled_apply
 
 
@@ -157,12 +158,24 @@ class ImageWriter(BasePredictionWriter):
     """Writes every prediction of ``restorezoo predict`` as ``<output_dir>/<benchmark>/<name>.png`` (atomic).
 
     Args:
-        output_dir: destination folder; default ``<log dir>/predictions``.
+        output_dir: destination folder; default ``<log dir>/predictions`` (a fresh folder per run).
+        overwrite: write into an ``output_dir`` that already holds files (else the run stops before
+            predicting, so an earlier run's images are never replaced by accident).
     """
 
-    def __init__(self, output_dir: str | None = None) -> None:
+    def __init__(self, output_dir: str | None = None, overwrite: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = output_dir
+        self.overwrite = overwrite
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        root = self._root(trainer)
+        # decided on rank 0 and broadcast: on other ranks rank 0's first images could already be there
+        taken = trainer.strategy.broadcast(not self.overwrite and root.is_dir() and any(root.iterdir()))
+        if taken:
+            raise RestoreZooError(
+                f"{root} already holds predictions; pass --writer.overwrite true or another --writer.output_dir"
+            )
 
     def _root(self, trainer: L.Trainer) -> Path:
         if self.output_dir:

@@ -83,14 +83,18 @@ def test_the_instruction_changes_the_restoration_towards_its_own_task(model):
             assert psnr(with_own[None], hq) > psnr(with_other[None], hq), sample["name"]
 
 
-def test_predict_writes_one_image_per_test_sample(quickstart: Path):
+def test_predict_writes_one_image_per_test_sample_and_never_over_an_earlier_run(quickstart: Path, capsys):
     out = quickstart / "predictions"
-    _run_in(
-        quickstart,
-        ["predict", "--config", str(QUICKSTART), "--ckpt_path", str(CKPT), "--writer.output_dir", str(out)],
-    )
+    args = ["predict", "--config", str(QUICKSTART), "--ckpt_path", str(CKPT), "--writer.output_dir", str(out)]
+    _run_in(quickstart, args)
     written = sorted(p.name for p in (out / "sample").glob("*.png"))
     assert len(written) == 9 and "chelsea_noise.png" in written
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    with pytest.raises(SystemExit):
+        _run_in(quickstart, args)
+    assert "already holds predictions" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == before
+    _run_in(quickstart, [*args, "--writer.overwrite", "true"])
 
 
 def test_restore_command_writes_outputs_and_never_overwrites_inputs(quickstart: Path, capsys):
