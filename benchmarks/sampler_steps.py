@@ -5,8 +5,9 @@
 
 With random weights there is no restoration quality to measure, so this measures SAMPLER ERROR: each
 scheduler (DDIM, UniPC, DPM-Solver++) at 50/20/10/5 steps is compared, from the same seed and so the
-same initial noise, with a reference run of DDIM at 1000 steps (the converged solution of the same
-deterministic ODE) and with the scheduler's own 200-step run. PSNR and max |difference| are on the
+same initial noise, with a reference run of DDIM at 999 steps (the converged solution of the same
+deterministic ODE; diffusers' DDIM with SD's ``steps_offset=1`` cannot take all 1000) and with the
+scheduler's own 200-step run. PSNR and max |difference| are on the
 decoded images in [0, 1] (float, no quantisation). It is not a restoration PSNR. The models use the
 tiny random Stable Diffusion backbone (``pretrained="tiny"``: UNet (32, 64), 4-channel ×4 VAE) so the
 1000-step references run in minutes on a CPU; the IR-SDE steps table is ``irsde_steps.py``
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--models", nargs="+", default=["spire", "diffrestorer"], choices=["spire", "diffrestorer"])
     parser.add_argument("--schedulers", nargs="+", default=SCHEDULERS)
     parser.add_argument("--steps", type=int, nargs="+", default=[50, 20, 10, 5])
-    parser.add_argument("--reference-steps", type=int, default=1000, help="DDIM steps of the common reference")
+    parser.add_argument("--reference-steps", type=int, default=999, help="DDIM steps of the common reference")
     parser.add_argument("--own-steps", type=int, default=200, help="steps of each scheduler's own reference")
-    parser.add_argument("--size", type=int, default=128, help="image side (the tiny VAE: latents side / 4)")
+    parser.add_argument("--size", type=int, default=64, help="image side (the tiny VAE: latents side / 4)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     parser.add_argument("--smoke", action="store_true", help="few steps, small image (seconds)")
     parser.add_argument("--out", help="Markdown file (default benchmarks/results/sampler_steps_<device>.md)")
