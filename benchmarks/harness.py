@@ -165,13 +165,22 @@ class Budget:
     started: float = field(default_factory=time.perf_counter)
     rates: dict[str, float] = field(default_factory=dict)
     share_ends: float | None = None
+    part_ends: float | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def start_share(self, parts_left: int) -> None:
-        """Give the next part (a model) an equal share of the time left; what it leaves goes to the rest."""
-        self.share_ends = time.perf_counter() + (self.total_s - self.elapsed()) / max(parts_left, 1)
+    def start_share(self, parts_left: int, first: float = 1.0) -> None:
+        """Give the next part (a model) an equal share of the time left, of which its first rows may use the
+        fraction ``first`` until ``rest_of_share()``; what a part leaves goes to the parts after it."""
+        share = (self.total_s - self.elapsed()) / max(parts_left, 1)
+        self.part_ends = time.perf_counter() + share
+        self.share_ends = time.perf_counter() + first * share
+
+    def rest_of_share(self) -> None:
+        """Open the rest of the current part's share to its remaining rows."""
+        if self.part_ends is not None:
+            self.share_ends = self.part_ends
 
     def left(self) -> float:
         left = self.total_s - self.elapsed()

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> str:
         zoo = ZOO[key]
         if args.steps and zoo.diffusion:
             zoo = dataclasses.replace(zoo, sampling={**zoo.sampling, "steps": args.steps})
-        budget.start_share(len(args.models) - index)
+        budget.start_share(len(args.models) - index, first=0.75)  # a quarter kept for throughput and training
         print(f"[speed] {zoo.name}: building", flush=True)
         model = zoo.build(args.smoke).to(device).eval()
         total, trainable = zoo.params(model)
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> str:
                 )
                 print(latency_table[-1], flush=True)
             del lq
+        budget.rest_of_share()
         if args.batch > 1:
             throughput_rows(zoo, model, sizes, args.batch, budget, device, throughput_table)
         if not args.no_train:
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> str:
         f"- Started {started:%Y-%m-%d %H:%M} UTC; 1-minute load average {load_start} at the start, "
         f"{load_average()} at the end (other work shared this machine: timings are only as quiet as that).",
         f"- Budget: {args.budget_s:.0f} s per row, {args.total_budget_s:.0f} s in all (each model an equal share "
-        "of what is left); a dense conv ran at "
+        "of what is left, a quarter of it kept for its throughput and training rows); a dense conv ran at "
         f"{calibration:.1f} GMAC/s here. Rows predicted over budget say \"skipped (budget)\".",
         f"- `python benchmarks/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "- Random weights at the paper-size configs (no downloads); batch 1; latency through `restore_tensor`.",
