@@ -148,7 +148,8 @@ class Measurement:
         return f"{self.seconds * 1e3:.0f}" if self.seconds is not None else self.note
 
     def runs_label(self) -> str:
-        return f"{self.runs}{'' if self.warm else ', cold'}" if self.ok else "–"
+        """"3" (after a warm-up) or "1 cold" (no warm-up fitted the budget)."""
+        return f"{self.runs}{'' if self.warm else ' cold'}" if self.ok else "–"
 
     def mib(self) -> str:
         return f"{self.peak_mib:.0f}" if self.peak_mib is not None else "–"

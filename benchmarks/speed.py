@@ -84,7 +84,7 @@ def latency(zoo: ZooModel, model: Any, lq: torch.Tensor, gmacs: dict[str, float]
             return LatencyRow(None, f"one denoiser call {step.note}", step)
     full = budget.measure(lambda: restore(zoo, model, lq, fast), device, key, gmacs["total"])
     if full.ok or not zoo.diffusion or "share" in full.note:
-        return LatencyRow(full.seconds, f"measured ({full.runs_label()} runs)" if full.ok else full.note, full)
+        return LatencyRow(full.seconds, f"measured (runs: {full.runs_label()})" if full.ok else full.note, full)
     steps = int(zoo.sampling["steps"])
     one = budget.measure(lambda: restore(zoo, model, lq, fast, steps=1), device, key, gmacs["fixed"] + gmacs["step"])
     if not one.ok:
@@ -97,7 +97,7 @@ def latency(zoo: ZooModel, model: Any, lq: torch.Tensor, gmacs: dict[str, float]
     seconds = one.seconds + (steps - 1) * step.seconds
     how = (
         f"**derived** = 1-step restore {one.ms()} ms + {steps - 1} × one denoiser call {step.ms()} ms "
-        f"(both measured, {one.runs_label()} / {step.runs_label()} runs)"
+        f"(both measured, runs: {one.runs_label()} / {step.runs_label()})"
     )
     return LatencyRow(seconds, how, one)
 
@@ -178,11 +178,11 @@ def main(argv: list[str] | None = None) -> str:
                 print(latency_table[-1], flush=True)
             del lq
         budget.rest_of_share()
-        if args.batch > 1:
-            throughput_rows(zoo, model, sizes, args.batch, budget, device, throughput_table)
         if not args.no_train:
             train_rows(zoo, model, budget, device, args.smoke, train_table)
             model.eval()
+        if args.batch > 1:
+            throughput_rows(zoo, model, sizes, args.batch, budget, device, throughput_table)
         if compile_on:
             compile_rows(zoo, model, sizes, budget, device, compile_table, args.compile_budget_s)
         del model
@@ -340,7 +340,9 @@ def targets_table(
     lines = ["| target | measured here (fast path) | status |", "|---|---:|---|"]
     for key, hw, _, limit, text in TARGETS:
         seconds = results.get((key, hw, True))
-        shown = "not run" if (key, hw, True) not in results else fmt(seconds and seconds * 1e3, 0) + " ms"
+        shown = "not run" if (key, hw, True) not in results else "skipped (budget)"
+        if seconds is not None:
+            shown = f"{seconds * 1e3:.0f} ms"
         if derived.get((key, hw, True)):
             shown += " (derived)"
         lines.append(f"| {text} | {shown} | {status(seconds, limit)} |")
