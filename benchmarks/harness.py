@@ -16,11 +16,10 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 from torch import nn
@@ -287,78 +286,6 @@ def parameters(*modules: nn.Module | None) -> tuple[float, float]:
     return total / 1e6, trainable / 1e6
 
 
-# ====================================================================== Stable Diffusion 1.5 shapes, random weights
-SD15_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    block_out_channels=(320, 640, 1280, 1280),
-    layers_per_block=2,
-    cross_attention_dim=768,
-    attention_head_dim=8,
-)
-"""SD 1.5's unet/config.json values (859.52 M parameters)."""
-
-SD15_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2,
-    latent_channels=4,
-    sample_size=512,
-    scaling_factor=0.18215,
-)
-"""SD 1.5's vae/config.json values (83.65 M parameters)."""
-
-SD15_TEXT = dict(
-    vocab_size=49408,
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    projection_dim=768,
-    hidden_act="quick_gelu",
-)
-"""SD 1.5's text_encoder/config.json values (CLIP ViT-L/14 text tower, 123.06 M parameters)."""
-
-RANDOM_SD15 = "random-sd15"
-"""Backbone spec the benchmarks give SPIRE / Diff-Restorer: SD 1.5 shapes with random weights (no download)."""
-
-
-def random_sd15(seed: int = 0) -> Any:
-    """A ``FrozenStableDiffusion`` with SD 1.5's UNet, VAE and text-encoder shapes and random weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from restorezoo.models.latent_diffusion import SD15_SCHEDULER, FrozenStableDiffusion, OpenCLIPTokenizer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        unet = UNet2DConditionModel(**SD15_UNET)
-        vae = AutoencoderKL(**SD15_VAE)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
-    return FrozenStableDiffusion(unet, vae, text_encoder, OpenCLIPTokenizer(), SD15_SCHEDULER)
-
-
-@contextlib.contextmanager
-def sd15_backbone() -> Iterator[None]:
-    """Let ``pretrained=RANDOM_SD15`` build the random SD 1.5-shaped backbone (benchmarks only)."""
-    from restorezoo.models.latent_diffusion import FrozenStableDiffusion
-
-    original = FrozenStableDiffusion.build.__func__
-
-    def build(cls: type, spec: str) -> Any:
-        return random_sd15() if spec == RANDOM_SD15 else original(cls, spec)
-
-    with mock.patch.object(FrozenStableDiffusion, "build", classmethod(build)):
-        yield
-
-
 # ====================================================================== the zoo's models for the benchmarks
 def random_daclip() -> nn.Module:
     """DA-CLIP with open_clip's ViT-B-32 architecture and random weights (no download)."""
@@ -484,23 +411,23 @@ def _irsde(smoke: bool) -> Any:
 
 def _spire(smoke: bool) -> Any:
     from restorezoo.models import SPIRE
+    from restorezoo.models.latent_diffusion import RANDOM_SD15
 
-    with sd15_backbone():
-        return SPIRE(
-            pretrained="tiny" if smoke else RANDOM_SD15, fusion="modulation", scheduler="ddim", steps=20,
-            guidance_scale=3.0, seed=0, progress=False, decode_tile=96, gradient_checkpointing=True,
-        )
+    return SPIRE(
+        pretrained="tiny" if smoke else RANDOM_SD15, fusion="modulation", scheduler="ddim", steps=20,
+        guidance_scale=3.0, seed=0, progress=False, decode_tile=96, gradient_checkpointing=True,
+    )
 
 
 def _diffrestorer(smoke: bool) -> Any:
     from restorezoo.models import DiffRestorer
+    from restorezoo.models.latent_diffusion import RANDOM_SD15
 
-    with sd15_backbone():
-        model = DiffRestorer(
-            pretrained="tiny" if smoke else RANDOM_SD15, clip_model="tiny" if smoke else "ViT-L-14",
-            clip_pretrained=None, scheduler="unipc", steps=20, seed=0, progress=False, decode_tile=96,
-            gradient_checkpointing=True,
-        )
+    model = DiffRestorer(
+        pretrained="tiny" if smoke else RANDOM_SD15, clip_model="tiny" if smoke else "ViT-L-14",
+        clip_pretrained=None, scheduler="unipc", steps=20, seed=0, progress=False, decode_tile=96,
+        gradient_checkpointing=True,
+    )
     model.set_task_names(model.degradation_classes)
     return model
 

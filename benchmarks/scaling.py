@@ -27,7 +27,6 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.harness` impo
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import (  # noqa: E402
-    SD15_VAE,
     ZOO,
     Budget,
     Measurement,
@@ -51,7 +50,9 @@ def vae_decoder(smoke: bool) -> torch.nn.Module:
     """SD 1.5's AutoencoderKL shape (or a tiny one), random weights."""
     from diffusers import AutoencoderKL
 
-    config = dict(SD15_VAE)
+    from restorezoo.models.latent_diffusion import SD15_VAE_CONFIG
+
+    config = dict(SD15_VAE_CONFIG)
     if smoke:
         config.update(block_out_channels=(32, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
                       up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, sample_size=64)

@@ -15,30 +15,14 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from restorezoo.models.latent_diffusion import FrozenStableDiffusion, OpenCLIPTokenizer
+from restorezoo.models.latent_diffusion import (
+    SD15_TEXT_CONFIG,
+    SD15_UNET_CONFIG,
+    SD15_VAE_CONFIG,
+    FrozenStableDiffusion,
+    OpenCLIPTokenizer,
+)
 from restorezoo.models.spire import SpireControl
-
-SD15_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    block_out_channels=(320, 640, 1280, 1280),
-    layers_per_block=2,
-    cross_attention_dim=768,
-    attention_head_dim=8,
-)
-"""SD 1.5's unet/config.json (the parts that set its size)."""
-SD15_VAE = dict(
-    down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2,
-    latent_channels=4,
-    sample_size=512,
-)
-SD15_TEXT = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77)
 
 
 def count(module: torch.nn.Module) -> float:
@@ -56,9 +40,9 @@ def main() -> None:
 
     with torch.device("meta"):
         sd = FrozenStableDiffusion(
-            UNet2DConditionModel(**SD15_UNET),
-            AutoencoderKL(**SD15_VAE),
-            CLIPTextModel(CLIPTextConfig(**SD15_TEXT)),
+            UNet2DConditionModel(**SD15_UNET_CONFIG),
+            AutoencoderKL(**SD15_VAE_CONFIG),
+            CLIPTextModel(CLIPTextConfig(**SD15_TEXT_CONFIG)),
             OpenCLIPTokenizer(),
         )
         unet = sd.unet

@@ -349,3 +349,13 @@ def test_compiled_instructir_matches_eager():
         warnings.simplefilter("error", UserWarning)  # a fallback to eager would warn
         compiled = restore_tensor(model, image, "remove the noise")
     assert torch.allclose(compiled, eager, atol=1e-4)
+
+
+def test_latent_diffusion_step_counts_outside_the_schedule_are_one_line():
+    from restorezoo.errors import RestoreZooError
+    from restorezoo.models import SPIRE
+
+    model = SPIRE(pretrained="tiny", steps=2, progress=False)
+    for steps in (0, 1000):
+        with pytest.raises(RestoreZooError, match=r"steps must be in \[1, 999\]"):
+            restore_tensor(model, torch.rand(3, 32, 32), steps=steps, scheduler="ddim")

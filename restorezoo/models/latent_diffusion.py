@@ -51,6 +51,47 @@ from restorezoo.weights import resolve_weights
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """The hub id of Stable Diffusion 1.5 in the diffusers layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
 
+RANDOM_SD15 = "random-sd15"
+"""``pretrained`` spec of an SD 1.5-shaped backbone with random weights (benchmarks: no download)."""
+
+SD15_UNET_CONFIG: dict[str, Any] = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+)
+"""SD 1.5's ``unet/config.json`` values that set its shape (859.52 M parameters)."""
+
+SD15_VAE_CONFIG: dict[str, Any] = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    latent_channels=4,
+    sample_size=512,
+    scaling_factor=0.18215,
+)
+"""SD 1.5's ``vae/config.json`` values (83.65 M parameters)."""
+
+SD15_TEXT_CONFIG: dict[str, Any] = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+"""SD 1.5's ``text_encoder/config.json`` values (the CLIP ViT-L/14 text tower, 123.06 M parameters)."""
+
 SD_FILES = ("*.json", "*.txt", "unet/*.safetensors", "vae/*.safetensors", "text_encoder/*.safetensors")
 """What a hub download of an SD repo fetches (not the multi-GB single-file checkpoints next to it)."""
 
@@ -182,11 +223,28 @@ class FrozenStableDiffusion(nn.Module):
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(cls, spec: str) -> FrozenStableDiffusion:
-        """``"tiny"`` / ``"tiny:<seed>"`` → ``tiny(seed)``; anything else → ``from_pretrained(spec)``."""
+        """``"tiny"`` / ``"tiny:<seed>"`` → ``tiny(seed)``; ``"random-sd15"`` → ``random_sd15()``; anything
+        else → ``from_pretrained(spec)``."""
         if spec == "tiny" or spec.startswith("tiny:"):
             _, _, seed = spec.partition(":")
             return cls.tiny(int(seed or 0))
+        if spec == RANDOM_SD15:
+            return cls.random_sd15()
         return cls.from_pretrained(spec)
+
+    @classmethod
+    def random_sd15(cls, seed: int = 0) -> FrozenStableDiffusion:
+        """SD 1.5's exact UNet, VAE and text-encoder shapes with random weights: speed and memory
+        benchmarks at paper size without the 4 GB download (restores nothing)."""
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            unet = UNet2DConditionModel(**SD15_UNET_CONFIG)
+            vae = AutoencoderKL(**SD15_VAE_CONFIG)
+            text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT_CONFIG))
+        return cls(unet, vae, text_encoder, OpenCLIPTokenizer(), SD15_SCHEDULER)
 
     @classmethod
     def tiny(cls, seed: int = 0) -> FrozenStableDiffusion:
@@ -797,6 +855,10 @@ class LatentDiffusionRestorer(RestorationModule):
         noise_scheduler = make_scheduler(
             scheduler or self.scheduler_name, {**self.sd.scheduler_config, "prediction_type": self.prediction_type}
         )
+        steps = self.steps if steps is None else int(steps)
+        most = int(noise_scheduler.config.num_train_timesteps) - int(noise_scheduler.config.get("steps_offset", 0))
+        if not 1 <= steps <= most:  # e.g. DDIM with SD's steps_offset 1 would index past the schedule
+            raise RestoreZooError(f"steps must be in [1, {most}] for this noise schedule, got {steps}")
         control = self.sampling_control
         factor = self.sd.vae_scale_factor
         shape = (lq.shape[0], self.sd.unet.config.in_channels, padded.shape[-2] // factor, padded.shape[-1] // factor)
@@ -807,7 +869,7 @@ class LatentDiffusionRestorer(RestorationModule):
         z0 = sample_latents(
             denoise,
             noise_scheduler,
-            self.steps if steps is None else int(steps),
+            steps,
             shape,
             generator=generator,
             device=lq.device,
@@ -821,7 +883,11 @@ class LatentDiffusionRestorer(RestorationModule):
 
 __all__ = [
     "SCHEDULERS",
+    "RANDOM_SD15",
     "SD15",
+    "SD15_TEXT_CONFIG",
+    "SD15_UNET_CONFIG",
+    "SD15_VAE_CONFIG",
     "ControlBranch",
     "FrozenStableDiffusion",
     "LatentDiffusionRestorer",
