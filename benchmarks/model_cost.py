@@ -7,7 +7,7 @@ Prints a Markdown table and writes it (with the machine named) to --out.
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +15,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from restorezoo.models.instructir import InstructIRNet
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks.harness` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import cpu_name  # noqa: E402
 
 
 def paper_models() -> dict[str, tuple[torch.nn.Module, callable]]:
@@ -37,16 +42,6 @@ def measure(net: torch.nn.Module, inputs: tuple, repeats: int) -> tuple[float, f
         if inputs[0].is_cuda:
             torch.cuda.synchronize()
     return macs, (time.perf_counter() - start) / repeats
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "CPU"
 
 
 def main() -> None:
