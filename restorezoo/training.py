@@ -244,7 +244,7 @@ class FastPath(Callback):
     Args:
         channels_last: convolutional models (``channels_last = True`` on the class) train with
             channels_last weights and batches: faster convolutions on CUDA (tensor cores) and on CPU
-            (oneDNN); measured 1.8× for InstructIR's forward on CPU.
+            (oneDNN).
         compile: ``torch.compile`` the model's ``compile_targets`` (falls back to eager with a warning).
         compile_mode: ``torch.compile`` mode ("default", "reduce-overhead", "max-autotune").
     """
