@@ -25,8 +25,20 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from restorezoo.data.batch import batch_from_images
+from restorezoo.inference import inference_context
+
 NO_AUTO_TILE = 1 << 62
 """``max_pixels`` that keeps ``restore_tensor`` from tiling on its own (whole-image rows)."""
+
+
+def write_report(text: str, out: str | None, default: str) -> str:
+    """Print a results table and write it to ``out`` (else ``default``), creating its folder."""
+    print(text)
+    path = Path(out or default)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return text
 
 
 # ====================================================================== the machine
@@ -297,11 +309,6 @@ def random_daclip() -> nn.Module:
     return model.requires_grad_(False).eval()
 
 
-def _batch(lq: torch.Tensor, prompt: str, caption: str) -> dict[str, Any]:
-    size = lq.shape[0]
-    return {"lq": lq, "prompt": [prompt] * size, "caption": [caption] * size}
-
-
 @dataclass
 class ZooModel:
     """One zoo model as the benchmarks use it: how to build it, restore with it, count it and train it.
@@ -323,7 +330,7 @@ class ZooModel:
     frozen: Callable[[Any], list[nn.Module | None]] = lambda model: []
 
     def batch(self, lq: torch.Tensor) -> dict[str, Any]:
-        return _batch(lq, self.prompt, self.caption)
+        return batch_from_images(lq, self.prompt, self.caption)
 
     def params(self, model: Any) -> tuple[float, float]:
         return parameters(model, *self.frozen(model))
@@ -467,16 +474,6 @@ ZOO: dict[str, ZooModel] = {
 
 
 # ====================================================================== running the models
-def inference_context(device: torch.device, fast: bool) -> contextlib.ExitStack:
-    """The grad mode and autocast ``restore_tensor`` uses: ``inference_mode`` + bf16 autocast on CUDA when
-    ``fast``, else ``no_grad`` in fp32 (for timing one denoiser call the way a restore runs it)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode() if fast else torch.no_grad())
-    if fast and device.type == "cuda":
-        stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
-    return stack
-
-
 def restore(zoo: ZooModel, model: Any, lq: torch.Tensor, fast: bool, **options: Any) -> torch.Tensor:
     """``restore_tensor`` with the model's prompt and sampler; whole image unless ``tile`` is given."""
     from restorezoo.inference import restore_tensor

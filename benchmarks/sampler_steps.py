@@ -28,7 +28,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make `benchmarks.harness` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import ZOO, load_average, machine, restore, synchronize  # noqa: E402
+from benchmarks.harness import ZOO, load_average, machine, restore, synchronize, write_report  # noqa: E402
 
 SCHEDULERS = ["ddim", "unipc", "dpmsolver++"]
 
@@ -121,10 +121,7 @@ def main(argv: list[str] | None = None) -> str:
         *table,
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out or f"benchmarks/results/sampler_steps_{device.type}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_report(text, args.out, f"benchmarks/results/sampler_steps_{device.type}.md")
     return text
 
 

@@ -39,6 +39,7 @@ from benchmarks.harness import (  # noqa: E402
     parse_size,
     restore,
     size_label,
+    write_report,
 )
 
 SIZES = ["256", "512", "1024", "2048", "3840x2160", "7680x4320"]
@@ -131,10 +132,7 @@ def main(argv: list[str] | None = None) -> str:
         target_line(points, device),
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out or f"benchmarks/results/scaling_{device.type}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_report(text, args.out, f"benchmarks/results/scaling_{device.type}.md")
     plot = Path(args.plot or f"benchmarks/results/scaling{'' if device.type == 'cpu' else '_' + device.type}.png")
     draw(points, plot, f"{machine(device).split(';')[0]}", memory_label, device.type == "cuda")
     return text

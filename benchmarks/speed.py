@@ -42,6 +42,7 @@ from benchmarks.harness import (  # noqa: E402
     restore,
     size_label,
     training_step,
+    write_report,
 )
 
 SIZES = ["256", "512", "1024", "1920x1080"]
@@ -234,10 +235,7 @@ def main(argv: list[str] | None = None) -> str:
         lines += ["", "## torch.compile (`restorezoo.inference.compile_model`, fast path)", "", *compile_table]
     lines += ["", "## Targets (issue 7)", "", *targets_table(results, derived, device)]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out or f"benchmarks/results/speed_{device.type}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_report(text, args.out, f"benchmarks/results/speed_{device.type}.md")
     return text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,6 @@ def restore_tensor(
         overlap = min(overlap, tile // 2)
     use_channels_last = fast and bool(getattr(model, "channels_last", False))
     set_memory_format(model, torch.channels_last if use_channels_last else torch.contiguous_format)
-    grad_mode = torch.inference_mode() if fast else torch.no_grad()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast and device.type == "cuda" else nullcontext()
     was_training = model.training
     model.eval()
 
@@ -74,7 +72,7 @@ def restore_tensor(
         return model.restore({**batch, "lq": window}, **sampling).float().clamp(0, 1)
 
     try:
-        with grad_mode, autocast:
+        with inference_context(device, fast):
             if tile is not None and max(height, width) > tile:
                 out = tiled_apply(run, batch["lq"], tile, overlap, progress=progress, desc="restoring tiles")
             else:
@@ -83,6 +81,16 @@ def restore_tensor(
         model.train(was_training)
     out = out.contiguous().to(lq.device)
     return out[0] if single else out
+
+
+def inference_context(device: torch.device, fast: bool = True) -> ExitStack:
+    """The grad mode and precision of a restore: ``inference_mode`` plus bf16 autocast on CUDA when
+    ``fast``, else ``no_grad`` in fp32 (the eager reference)."""
+    stack = ExitStack()
+    stack.enter_context(torch.inference_mode() if fast else torch.no_grad())
+    if fast and device.type == "cuda":
+        stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+    return stack
 
 
 def set_memory_format(model: torch.nn.Module, memory_format: torch.memory_format) -> None:
