@@ -256,7 +256,8 @@ def test_frozen_backbones_stay_out_of_ddp_gradient_sync(family):
     from restorezoo.models import IRSDE, SPIRE, InstructIR
 
     if family == "instructir":
-        model, frozen = InstructIR(**TINY), list(InstructIR(**TINY).text_encoder.model.parameters())
+        model = InstructIR(**TINY)
+        frozen = list(model.text_encoder.model.parameters())
     elif family == "irsde":
         model = IRSDE(nf=8, ch_mult=(1, 2), T=10, daclip="tiny", progress=False)
         frozen = list(model.daclip.parameters())
