@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from restorezoo.errors import RestoreZooError
+from restorezoo.errors import RestoreZooError, first_line
 
 
 def _lightning_cli(args: list[str] | None) -> None:
@@ -176,7 +176,7 @@ def _load_for_restore(load_model: Any, opts: argparse.Namespace) -> Any:
         return load_model(opts.model, ckpt=opts.ckpt, weights=opts.weights, extra_weights=opts.extra_weights)
     except (RuntimeError, KeyError) as error:
         source = opts.ckpt or opts.weights
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise RestoreZooError(
             f"{source} does not fit --model {opts.model}: {first}; check the model name and variant it was released for"
         ) from error
@@ -312,7 +312,7 @@ def main(args: Sequence[str] | None = None) -> None:
         print(f"restorezoo: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     except pickle.UnpicklingError as error:  # Lightning's own --ckpt_path loading (weights_only) refused a file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling refused"
+        first = first_line(error, "unpickling refused")
         print(
             f"restorezoo: error: refusing to load a checkpoint that holds more than weights ({first}); "
             "only resume from checkpoints written by restorezoo fit",

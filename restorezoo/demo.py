@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from restorezoo.errors import RestoreZooError
+from restorezoo.errors import RestoreZooError, first_line
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -216,11 +216,6 @@ def _describe(controls: Controls, source: str) -> str:
     return f"**{controls.family}** (`{source}`) takes {asks}{sampler}."
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def build_demo(
     sources: Sequence[str | Path],
     device: str = "auto",
@@ -260,7 +255,7 @@ def build_demo(
         try:
             controls = controls_for(shelf.get(label))
         except Exception as error:
-            raise gr.Error(f"cannot load {label}: {_first_line(error)}") from None
+            raise gr.Error(f"cannot load {label}: {first_line(error)}") from None
         return visibility(controls, label)
 
     def run(
@@ -292,7 +287,7 @@ def build_demo(
         except gr.Error:
             raise
         except Exception as error:  # bad file, bad prompt, out of memory: one line on the page
-            raise gr.Error(_first_line(error)) from None
+            raise gr.Error(first_line(error)) from None
         height, width = image.shape[-2:]
         device_name = next(model.parameters()).device
         status = f"{width}×{height} px restored in {seconds:.2f} s on {device_name}"

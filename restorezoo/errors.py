@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException, default: str | None = None) -> str:
+    """The first line of an error's message (one line for the user), else ``default`` or its type name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else (default if default is not None else type(error).__name__)
+
+
 class RestoreZooError(Exception):
     """Base class of every error restorezoo raises on purpose."""
 

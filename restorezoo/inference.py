@@ -16,7 +16,7 @@ from torch import Tensor
 
 from restorezoo.data.batch import batch_from_images
 from restorezoo.data.io import check_image_tensor, save_image
-from restorezoo.errors import RestoreZooError
+from restorezoo.errors import RestoreZooError, first_line
 from restorezoo.tiling import tiled_apply
 
 
@@ -152,9 +152,8 @@ def _compiled_or_eager(eager: Any, name: str, mode: str | None) -> Any:
         except Exception as error:  # torch._dynamo / inductor errors share no base class
             result = eager(*args, **kwargs)  # an error of the model itself is raised here, compile stays on
             failed = True
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
             warnings.warn(
-                f"torch.compile failed for {name} ({type(error).__name__}: {first_line}); running it eagerly",
+                f"torch.compile failed for {name} ({type(error).__name__}: {first_line(error, '')}); running it eagerly",
                 stacklevel=2,
             )
             return result

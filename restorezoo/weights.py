@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from restorezoo.errors import CheckpointError, WeightsNotFoundError
+from restorezoo.errors import CheckpointError, WeightsNotFoundError, first_line
 
 WEIGHTS_ENV = "RESTOREZOO_WEIGHTS"
 
@@ -109,7 +109,7 @@ def load_state_dict(path: str | os.PathLike[str], *, nested_keys: tuple[str, ...
         try:
             state = load_file(str(path), device="cpu")
         except Exception as error:
-            raise CheckpointError(f"{path} is not a valid safetensors file: {_first_line(error)}") from error
+            raise CheckpointError(f"{path} is not a valid safetensors file: {first_line(error)}") from error
     else:
         state = safe_torch_load(path)
     for key in nested_keys:
@@ -119,11 +119,6 @@ def load_state_dict(path: str | os.PathLike[str], *, nested_keys: tuple[str, ...
     if not isinstance(state, Mapping):
         raise WeightsNotFoundError(f"{path} does not hold a state dict (found {type(state).__name__})")
     return strip_prefix(dict(state))
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def safe_torch_load(path: str | os.PathLike[str]) -> Any:
@@ -139,12 +134,12 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
-            f"refusing to load {path}: it holds pickled objects beyond plain weights ({_first_line(error)}); "
+            f"refusing to load {path}: it holds pickled objects beyond plain weights ({first_line(error)}); "
             "restorezoo only loads safetensors or weights-only files. If you trust its source, re-save its "
             "state_dict (torch.save(model.state_dict(), ...)) or convert it to .safetensors"
         ) from error
     except Exception as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(error)} (truncated or not a checkpoint?)") from error
+        raise CheckpointError(f"cannot read checkpoint {path}: {first_line(error)} (truncated or not a checkpoint?)") from error
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict:
