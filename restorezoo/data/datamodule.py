@@ -149,6 +149,10 @@ class RestorationDataModule(L.LightningDataModule):
         patch_size: random training crop (paper: 256 for InstructIR).
         resize: resize whole training images to resize×resize (bicubic, antialiased) instead of cropping
             (DA-CLIP: 224, the CLIP input).
+        resize_scale: with ``resize``, a random resized crop covering this area fraction instead of a
+            squash (DA-CLIP's release trains with open_clip's ``RandomResizedCrop(scale=(0.9, 1.0))``).
+        eval_resize: val/test/predict images to CLIP's test geometry: shorter side to this size, centre
+            crop (DA-CLIP's evaluation); None: full images.
         flip: random horizontal/vertical flips in training.
         num_workers: dataloader workers.
         task_names: task vocabulary of the ``task`` tensor (default: InstructIR's seven tasks).
@@ -169,6 +173,8 @@ class RestorationDataModule(L.LightningDataModule):
         eval_batch_size: int = 1,
         patch_size: int | None = 128,
         resize: int | None = None,
+        resize_scale: tuple[float, float] | None = None,
+        eval_resize: int | None = None,
         flip: bool = True,
         num_workers: int = 0,
         task_names: Sequence[str] = INSTRUCTIR_TASKS,
@@ -183,6 +189,8 @@ class RestorationDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.patch_size = patch_size
         self.resize = resize
+        self.resize_scale = resize_scale
+        self.eval_resize = eval_resize
         self.flip = flip
         self.num_workers = num_workers
         self.task_names = list(task_names)
@@ -200,9 +208,11 @@ class RestorationDataModule(L.LightningDataModule):
             if duplicates:
                 raise DataError(f"{stage} sets need distinct benchmark names; repeated: {', '.join(duplicates)}")
         for dataset in self.train_sets:
-            dataset.configure(training=True, patch_size=patch_size, flip=flip, resize=resize)
+            dataset.configure(
+                training=True, patch_size=patch_size, flip=flip, resize=resize, resize_scale=resize_scale
+            )
         for dataset in (*self.val_sets, *self.test_sets, *self.predict_sets):
-            dataset.configure(training=False)
+            dataset.configure(training=False, resize=eval_resize)
 
     # ------------------------------------------------------------------ what the metric callback reads
     def eval_sets(self, stage: str) -> list[tuple[str, int, MetricProtocol]]:

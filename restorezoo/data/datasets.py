@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,44 @@ class Item:
     """A ``Degradation`` to apply to the (cropped) HQ when ``lq`` is None."""
 
 
+def _random_resized_box(
+    shape: Sequence[int], scale: tuple[float, float], generator: torch.Generator
+) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random crop as torchvision's ``RandomResizedCrop`` samples it:
+    area fraction uniform in ``scale``, log-uniform aspect in [3/4, 4/3], ten tries, then the centre."""
+    height, width = int(shape[0]), int(shape[1])
+    area = height * width
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    for _ in range(10):
+        draws = torch.rand(2, generator=generator).tolist()
+        target = area * (scale[0] + (scale[1] - scale[0]) * draws[0])
+        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * draws[1])
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+            return top, left, h, w
+    ratio = width / height
+    if ratio < 3 / 4:
+        w, h = width, round(width / (3 / 4))
+    elif ratio > 4 / 3:
+        h, w = height, round(height * (4 / 3))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def _shorter_side_centre_crop(image: Tensor, size: int) -> Tensor:
+    """CLIP's test geometry: the shorter side to ``size`` (bicubic, antialiased), then the central size×size."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    new = (max(size, round(height * scale)), max(size, round(width * scale)))
+    if new != (height, width):
+        image = torch.nn.functional.interpolate(image[None], size=new, mode="bicubic", antialias=True)[0].clamp(0, 1)
+    top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    return image[:, top : top + size, left : left + size]
+
+
 class RestorationDataset(Dataset):
     """Base of every restorezoo dataset.
 
@@ -100,16 +139,29 @@ class RestorationDataset(Dataset):
         self.skipped: set[str] = set()
         self.patch_size: int | None = None
         self.resize: int | None = None
+        self.resize_scale: tuple[float, float] | None = None
         self.flip = False
 
     def configure(
-        self, training: bool, patch_size: int | None = None, flip: bool = True, resize: int | None = None
+        self,
+        training: bool,
+        patch_size: int | None = None,
+        flip: bool = True,
+        resize: int | None = None,
+        resize_scale: Sequence[float] | None = None,
     ) -> RestorationDataset:
         """Set by the DataModule: random crops (or a whole-image resize)/flips and random prompts in training,
-        full images otherwise."""
+        full images otherwise (or, with ``resize`` at eval, CLIP's shorter-side resize and centre crop).
+
+        ``resize_scale`` (training): a random resized crop covering that fraction of the area
+        (torchvision's ``RandomResizedCrop`` sampling, aspect 3/4–4/3) instead of a squash.
+        """
         self.training = training
         self.patch_size = patch_size if training else None
-        self.resize = resize if training else None
+        self.resize = resize
+        self.resize_scale = None if resize_scale is None or not training else (
+            float(resize_scale[0]), float(resize_scale[1])
+        )
         self.flip = flip and training
         return self
 
@@ -134,10 +186,17 @@ class RestorationDataset(Dataset):
         return generator
 
     def _crop_and_flip(self, images: list[Tensor], generator: torch.Generator) -> list[Tensor]:
-        if self.resize is not None:  # DA-CLIP trains on whole images resized to the CLIP input (bicubic)
+        if self.resize is not None:  # DA-CLIP: whole images to the CLIP input (bicubic)
+            if self.resize_scale is not None:
+                top, left, height, width = _random_resized_box(images[0].shape[-2:], self.resize_scale, generator)
+                images = [im[:, top : top + height, left : left + width] for im in images]
+            elif not self.training:
+                images = [_shorter_side_centre_crop(im, self.resize) for im in images]
             size = (self.resize, self.resize)
             images = [
                 torch.nn.functional.interpolate(im[None], size=size, mode="bicubic", antialias=True)[0].clamp(0, 1)
+                if tuple(im.shape[-2:]) != size
+                else im
                 for im in images
             ]
         elif self.patch_size is not None:

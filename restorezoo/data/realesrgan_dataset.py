@@ -7,6 +7,7 @@ split), so each sample's ``lq`` is just the cropped HQ as a placeholder until th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -163,10 +164,15 @@ class SpireMix(RestorationDataset):
         self.gpu_pipeline = RealESRGAN(options)
 
     def configure(
-        self, training: bool, patch_size: int | None = None, flip: bool = True, resize: int | None = None
+        self,
+        training: bool,
+        patch_size: int | None = None,
+        flip: bool = True,
+        resize: int | None = None,
+        resize_scale: Sequence[float] | None = None,
     ) -> SpireMix:
-        self.source.configure(training, patch_size, flip, resize)
-        return super().configure(training, patch_size, flip, resize)
+        self.source.configure(training, patch_size, flip, resize, resize_scale)
+        return super().configure(training, patch_size, flip, resize, resize_scale)
 
     def num_items(self) -> int:
         return self.source.num_items()
