@@ -1,4 +1,4 @@
-"""Metrics: BasicSR-exact PSNR/SSIM, optional pyiqa metrics, benchmark tables and the metric callback.
+"""Metrics: BasicSR-exact PSNR/SSIM, pyiqa-exact FID, optional pyiqa metrics, benchmark tables and the metric callback.
 
 ``RestorationMetrics`` is imported lazily so that the functional metrics can be used (e.g. in a
 notebook or another project) without importing Lightning.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from restorezoo.metrics.functional import psnr, psnr_ssim, rgb_to_y, ssim
+from restorezoo.metrics.inception import FID_MODES, InceptionFeatures, fid, frechet_distance
 from restorezoo.metrics.learned import KNOWN_LEARNED, LearnedMetric, build_learned_metrics
 from restorezoo.metrics.protocol import RGB, MetricProtocol
 from restorezoo.metrics.tables import (
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from restorezoo.metrics.callback import RestorationMetrics
 
 __all__ = [
+    "FID_MODES",
+    "InceptionFeatures",
     "KNOWN_LEARNED",
     "NA_WEIGHTS",
     "RGB",
@@ -31,6 +34,8 @@ __all__ = [
     "MetricProtocol",
     "RestorationMetrics",
     "build_learned_metrics",
+    "fid",
+    "frechet_distance",
     "print_table",
     "psnr",
     "psnr_ssim",

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from restorezoo.metrics.inception import InceptionFeatures, frechet_distance
+
 __all__ = [
     "KNOWN_LEARNED",
     "OPEN_CLIP_METRICS",
@@ -127,43 +129,6 @@ class ClipTextSimilarity(_ClipScorer):
         return (self.embed(pred) * self.embed_text(captions)).sum(dim=-1)
 
 
-class InceptionFeatures(torch.nn.Module):
-    """2048-d pool features of the FID Inception-v3 (the TF-ported network pyiqa and pytorch-fid share).
-
-    pyiqa downloads its weights (``pt_inception-2015-12-05-6726825d.pth``) into its cache on first use;
-    a file already placed there is used offline.
-    """
-
-    dim = 2048
-
-    def __init__(self, device: torch.device) -> None:
-        super().__init__()
-        from pyiqa.archs.inception import FID_WEIGHTS_URL, InceptionV3
-        from pyiqa.utils.download_util import load_file_from_url
-
-        # Find (or fetch) the weights before building the network, so offline fails fast.
-        with contextlib.redirect_stdout(io.StringIO()):
-            load_file_from_url(FID_WEIGHTS_URL, progress=False)
-        self.net = InceptionV3(output_blocks=[3], resize_input=True, normalize_input=True).to(device).eval()
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.net(images)[0].flatten(1)
-
-
-def frechet_distance(a: Tensor, b: Tensor) -> float:
-    """Fréchet distance of Gaussians fitted to two N×D feature sets (FID, Heusel et al. 2017):
-    ||mu_a - mu_b||² + tr(S_a + S_b - 2 (S_a S_b)^½); the trace of the root is the sum of the square roots
-    of the (real, non-negative up to round-off) eigenvalues of S_a S_b.
-    """
-    if a.shape[0] < 2 or b.shape[0] < 2:
-        raise ValueError("the Fréchet distance needs at least 2 samples per set")
-    a, b = a.detach().to("cpu", torch.float64), b.detach().to("cpu", torch.float64)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
-    root_trace = torch.linalg.eigvals(cov_a @ cov_b).real.clamp(min=0).sqrt().sum()
-    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * root_trace)
-
-
 def _open_clip_model(arch: str, pretrained: str, device: torch.device) -> torch.nn.Module:
     import open_clip
 
@@ -261,7 +226,7 @@ class LearnedMetric:
             try:
                 with _offline_guard(self.timeout), contextlib.redirect_stdout(buffer):
                     if self.set_level:  # pyiqa's own FID scores folders; the callback needs per-image features
-                        net = InceptionFeatures(self.device)
+                        net = InceptionFeatures(self.device, mode="clean")
                     else:
                         net = pyiqa.create_metric(self.name, device=self.device, as_loss=False)
             except Exception as exc:  # offline download, corrupt cache, missing optional dependency
