@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -59,17 +60,68 @@ def _find_local_weights(model_name: str, pretrained: str) -> Path | None:
     return None
 
 
-def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k") -> nn.Module:
+def trained_with_quick_gelu(model_name: str, pretrained: str | None) -> bool:
+    """Whether the weights ``pretrained`` of ``model_name`` were trained with QuickGELU (``x·σ(1.702x)``).
+
+    OpenAI's CLIPs were, LAION's and most later ones use exact GELU; an architecture built with the other
+    activation loads the same tensors without complaint but gives different embeddings. open_clip's
+    pretrained config of the tag says which (``quick_gelu``); a ``-quickgelu`` architecture always is.
+    An unknown tag (a local file) counts as GELU, open_clip's default: for a local file of OpenAI weights
+    name the ``-quickgelu`` architecture (``ViT-L-14-quickgelu``) or pass ``quick_gelu`` to :func:`load_clip`.
+    """
+    if model_name.endswith("-quickgelu"):
+        return True
+    if not pretrained:
+        return False
+    return bool(open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
+
+
+def create_clip(
+    model_name: str, pretrained: str | None = None, quick_gelu: bool | None = None, device: str = "cpu"
+) -> nn.Module:
+    """The open_clip architecture ``model_name`` (random weights) with the activation ``pretrained`` was
+    trained with (:func:`trained_with_quick_gelu`), or the one ``quick_gelu`` forces.
+
+    ``device="meta"`` builds the structure without memory (what the activation checks use).
+    """
+    if quick_gelu is None:
+        quick_gelu = trained_with_quick_gelu(model_name, pretrained)
+    with torch.device(device):
+        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu, device=device)
+
+
+def clip_activation(model: nn.Module) -> str:
+    """``"quick_gelu"`` or ``"gelu"``: the MLP activation of an open_clip CLIP's (or image tower's) blocks."""
+    visual = getattr(model, "visual", model)
+    block = visual.transformer.resblocks[0]
+    act = block.mlp.gelu
+    if isinstance(act, open_clip.transformer.QuickGELU):
+        return "quick_gelu"
+    if isinstance(act, nn.GELU):
+        return "gelu"
+    return type(act).__name__
+
+
+def load_clip(
+    model_name: str = "ViT-B-32",
+    pretrained: str | None = "laion2b_s34b_b79k",
+    quick_gelu: bool | None = None,
+) -> nn.Module:
     """The open_clip CLIP ``model_name`` with weights ``pretrained`` (a tag, a local file, or None for random).
 
+    The architecture gets the activation the weights were trained with (OpenAI tags: QuickGELU; see
+    :func:`trained_with_quick_gelu`); ``quick_gelu`` overrides that, e.g. for a local file of OpenAI weights.
     Local files and ``$RESTOREZOO_WEIGHTS`` are tried before open_clip's own download; every failure is
     one :class:`WeightsNotFoundError` line naming the tag and how to provide it.
     """
     if pretrained is None:
-        return open_clip.create_model(model_name, pretrained=None)
+        return create_clip(model_name, None, quick_gelu)
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if quick_gelu is None:
+        quick_gelu = trained_with_quick_gelu(model_name, pretrained if tag_cfg else None)
     local = _find_local_weights(model_name, pretrained)
     if local is None:
-        cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+        cfg = tag_cfg
         hint = (
             f"download it (e.g. open_clip_pytorch_model.bin of {cfg.get('hf_hub') or cfg.get('url')}) and pass its "
             f"path as `pretrained`, or put it at ${WEIGHTS_ENV}/{pretrained}"
@@ -90,11 +142,20 @@ def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = "laion2b_s3
         if not found:
             raise WeightsNotFoundError(f"CLIP weights {model_name}/'{pretrained}' unreachable; {hint}")
         local = Path(found)
-    clip = open_clip.create_model(model_name, pretrained=None)
+    clip = create_clip(model_name, quick_gelu=quick_gelu)
     state = load_state_dict(local)
     state.pop("position_ids", None)
     clip.load_state_dict(state, strict=True)
     return clip
 
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "clip_pixels", "load_clip", "tiny_clip"]
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "clip_activation",
+    "clip_pixels",
+    "create_clip",
+    "load_clip",
+    "tiny_clip",
+    "trained_with_quick_gelu",
+]

@@ -130,11 +130,13 @@ class ClipTextSimilarity(_ClipScorer):
 
 
 def _open_clip_model(arch: str, pretrained: str, device: torch.device) -> torch.nn.Module:
-    import open_clip
+    """The CLIP of a metric, built with the activation its weights were trained with (OpenAI: QuickGELU).
 
-    # Fetch (or find in the cache) the weights before building the large tower, so offline fails fast.
-    open_clip.download_pretrained(open_clip.get_pretrained_cfg(arch, pretrained))
-    return open_clip.create_model(arch, pretrained=pretrained, device=device).eval()
+    ``load_clip`` fetches (or finds) the weights before building the large tower, so offline fails fast.
+    """
+    from restorezoo.encoders.clip import load_clip
+
+    return load_clip(arch, pretrained).to(device).eval()
 
 
 _CREATE_TIMEOUT_S = 10.0

@@ -338,7 +338,9 @@ class DiffRestorer(LatentDiffusionRestorer):
     Args:
         pretrained: SD backbone (paper: SD 1.5), a diffusers folder/hub id or ``"tiny"`` (random, tests).
         clip_model, clip_pretrained: the frozen open_clip image encoder and its weights (tag or file);
-            ``clip_model="tiny"`` is a small random tower for tests and smoke runs.
+            ``clip_model="tiny"`` is a small random tower for tests and smoke runs. The tower gets the
+            activation its weights were trained with (``openai``: QuickGELU); for a local file of OpenAI
+            weights name the ``-quickgelu`` architecture (``ViT-L-14-quickgelu``).
         degradation_classes: L_deg's classes as task names, in class order (paper: the eight types).
         degradation_dim, hidden_dim: P_D width (paper: 256) and the prompt MLPs' hidden width.
         control_channels: widths of the control encoder's four blocks (decoder mirrored).
