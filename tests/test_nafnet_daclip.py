@@ -14,7 +14,9 @@ class StubDACLIP(torch.nn.Module):
 
     embed_dim = 16
 
-    def encode_image(self, images: torch.Tensor, control: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_image(
+        self, images: torch.Tensor, control: bool = True, normalize: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         stats = images.mean(dim=(2, 3))  # B × 3
         content = torch.cat([stats, stats.square()], dim=1).repeat(1, 3)[:, :16]
         return torch.nn.functional.normalize(content, dim=-1), torch.nn.functional.normalize(

@@ -36,6 +36,28 @@ def ema_step(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
         ema_buffer.copy_(live_buffer)
 
 
+EMA_WARMUP_START = 100
+"""ema_pytorch's ``update_after_step``: updates before it copy the live weights."""
+
+EMA_WARMUP_POWER = 2 / 3
+"""ema_pytorch's ``power``: the decay after n updates is 1 − (1 + n)^(−power), capped at the target."""
+
+
+def ema_decay_at(call: int, decay: float, warmup: bool = False) -> float:
+    """Decay of the EMA update number ``call`` (0-based): constant, or ema_pytorch's warm-up.
+
+    With ``warmup`` the first ``EMA_WARMUP_START + 1`` updates copy (decay 0), then the decay is
+    ``1 − (1 + n)^(−2/3)`` for the n-th update after them, capped at ``decay`` (the DA-CLIP/IR-SDE
+    release trains with ema_pytorch's ``EMA(beta=0.995, update_every=10)`` and these defaults).
+    """
+    if not warmup:
+        return decay
+    elapsed = call - EMA_WARMUP_START
+    if elapsed <= 0:
+        return 0.0
+    return min(max(1 - (1 + elapsed) ** -EMA_WARMUP_POWER, 0.0), decay)
+
+
 def sample_generators(batch: dict[str, Any], device: torch.device) -> list[torch.Generator] | None:
     """One generator per sample, seeded from the sample's training ``seed`` (None when the batch has none).
 

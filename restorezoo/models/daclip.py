@@ -42,6 +42,16 @@ content embedding the degradation, which is what the controller is meant to take
 MAX_LOGIT_SCALE = math.log(100.0)
 """CLIP's temperature cap (logits at most ×100)."""
 
+PREPROCESSING = ("release", "tensor")
+"""How ``encode_image`` turns [0, 1] images into the tower's input, both with CLIP's test geometry
+(shorter side to the input size, bicubic, centre crop) and CLIP's mean/std. ``release``: the release's
+``clip_transform`` — 8-bit by truncation, PIL's bicubic — on the host, per image. ``tensor``: the same
+geometry on the images' device in torch (antialiased bicubic, no 8-bit step); faster, no host copy,
+not bit-equal to PIL."""
+
+NO_WEIGHT_DECAY = ("bias", "ln", "bn", "logit_scale")
+"""Parameter names (parts) the release's training excludes from weight decay, with every tensor of
+fewer than 2 dimensions (gains and biases)."""
 
 
 # ---------------------------------------------------------------------------------------------- tower walk
@@ -147,8 +157,13 @@ class DACLIP(L.LightningModule):
         pretrained: CLIP weights: an open_clip tag (paper: ``laion2b_s34b_b79k``), a local file, or None
             for random init.
         tiny: build a small random CLIP instead (64-d, 64² input; tests and CPU quickstarts).
-        lr, weight_decay, warmup_steps: AdamW, linear warm-up then cosine (paper: 2e-5, 0.05, 100).
+        lr, weight_decay, warmup_steps: AdamW, linear warm-up then cosine (release: 3e-5, 0.05, 100); no
+            weight decay on biases, norms and ``logit_scale`` (``NO_WEIGHT_DECAY``), as the release trains.
+        betas, adam_eps: AdamW's (release: open_clip's ViT defaults (0.9, 0.98), 1e-6).
         degradation_words: the degradation classes, in class order (paper: the ten DA-CLIP words).
+        preprocess: ``release`` or ``tensor`` (see ``PREPROCESSING``); ``from_official`` uses ``release``.
+        gather: contrast against the negatives of every rank under DDP (the release gathers features
+            across its 4 GPUs); False: each rank's local batch only, a different objective.
     """
 
     def __init__(
@@ -156,13 +171,19 @@ class DACLIP(L.LightningModule):
         model_name: str = "ViT-B-32",
         pretrained: str | None = "laion2b_s34b_b79k",
         tiny: bool = False,
-        lr: float = 2e-5,
+        lr: float = 3e-5,
         weight_decay: float = 0.05,
         warmup_steps: int = 100,
+        betas: tuple[float, float] = (0.9, 0.98),
+        adam_eps: float = 1e-6,
         degradation_words: Sequence[str] = DACLIP_DEGRADATIONS,
+        preprocess: str = "tensor",
+        gather: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if preprocess not in PREPROCESSING:
+            raise ValueError(f"unknown preprocess '{preprocess}' (one of {', '.join(PREPROCESSING)})")
         if tiny:
             clip, tokenizer = tiny_clip()
         else:
@@ -178,6 +199,8 @@ class DACLIP(L.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
+        self.betas, self.adam_eps = tuple(betas), adam_eps
+        self.preprocessing, self.gather = preprocess, gather
         self.degradation_words = [str(w).strip().lower() for w in degradation_words]
         self.embed_dim = int(clip.text_projection.shape[-1])
         self.image_size = tuple(clip.visual.image_size)
@@ -198,17 +221,19 @@ class DACLIP(L.LightningModule):
 
     # ------------------------------------------------------------------ public encoders
     def preprocess(self, images: Tensor) -> Tensor:
-        """B×3×H×W in [0, 1] → the tower's input size (bicubic), normalised with CLIP's mean/std."""
-        return clip_pixels(images.to(self.pixel_mean.device, self.visual.conv1.weight.dtype), self.image_size)
+        """B×3×H×W in [0, 1] → CLIP-normalised tower input, by ``self.preprocessing`` (``PREPROCESSING``)."""
+        dtype = self.visual.conv1.weight.dtype
+        if self.preprocessing == "release":
+            return release_clip_pixels(images, self.image_size[0]).to(self.pixel_mean.device, dtype)
+        return clip_pixels(images.to(self.pixel_mean.device, dtype), self.image_size)
 
-    def encode_image(
-        self, images: Tensor, control: bool = True, normalize: bool = True
+    def encode_pixels(
+        self, pixels: Tensor, control: bool = True, normalize: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """(content embedding, degradation embedding), each B×embed_dim, of images in [0, 1].
+        """The release's ``encode_image``: CLIP-normalised pixels in, raw (content, degradation) features out.
 
         ``control=False`` gives the plain frozen CLIP feature as content and None as degradation.
         """
-        pixels = self.preprocess(images)
         content, degradation = controlled_forward(
             self.visual, self.visual_control if control else None, pixels
         )
@@ -216,6 +241,16 @@ class DACLIP(L.LightningModule):
             content = F.normalize(content, dim=-1)
             degradation = None if degradation is None else F.normalize(degradation, dim=-1)
         return content, degradation
+
+    def encode_image(
+        self, images: Tensor, control: bool = True, normalize: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """(content, degradation) embeddings, B×embed_dim each, of images in [0, 1] (``preprocess`` first).
+
+        Normalised by default (contrastive training, classification); restorers condition on the raw
+        features (``normalize=False``), as the release feeds its U-Net.
+        """
+        return self.encode_pixels(self.preprocess(images), control=control, normalize=normalize)
 
     def encode_text(self, texts: Sequence[str]) -> Tensor:
         """L2-normalised frozen CLIP text embeddings (len(texts)×embed_dim), cached per string.
@@ -252,11 +287,17 @@ class DACLIP(L.LightningModule):
         return self.encode_text(self.degradation_words)
 
     @torch.no_grad()
-    def classify(self, images: Tensor) -> Tensor:
-        """Predicted degradation class per image: the nearest word embedding to the degradation embedding."""
+    def degradation_similarity(self, images: Tensor) -> Tensor:
+        """Cosine similarity of each image's degradation embedding to each word (B × classes), the
+        release's ``evaluate.py`` scores."""
         _, degradation = self.encode_image(images)
         assert degradation is not None
-        return (degradation @ self.word_embeddings().T).argmax(-1)
+        return degradation @ self.word_embeddings().to(degradation.dtype).T
+
+    @torch.no_grad()
+    def classify(self, images: Tensor) -> Tensor:
+        """Predicted degradation class per image: the nearest word embedding to the degradation embedding."""
+        return self.degradation_similarity(images).argmax(-1)
 
     def predict_degradation(self, images: Tensor) -> list[str]:
         """The degradation word of each image."""
@@ -318,16 +359,34 @@ class DACLIP(L.LightningModule):
         text_to_image = (F.cross_entropy(logits.T, labels, reduction="none") * weight).sum() / count
         return (image_to_text + text_to_image) / 2
 
+    def _gather(self, tensor: Tensor) -> Tensor:
+        """Rows of every rank, in rank order, with gradients flowing back to each rank's own rows.
+
+        Under DDP every rank then computes the loss of the global batch; DDP's gradient average of
+        those equal losses is the global batch's gradient, as one process on the whole batch.
+        """
+        trainer = self._trainer
+        if not self.gather or trainer is None or trainer.world_size <= 1:
+            return tensor
+        gathered = self.all_gather(tensor, sync_grads=True)
+        return gathered.reshape(-1, *tensor.shape[1:])
+
     def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Content emb ↔ clean-caption text + degradation emb ↔ degradation-word text, equal weights."""
+        """Content emb ↔ clean-caption text + degradation emb ↔ degradation-word text, equal weights.
+
+        Negatives come from the global batch (``gather``), as in the release's 4-GPU training.
+        """
         content, degradation = self.encode_image(batch["lq"])
         assert degradation is not None
         captions = [c.strip() or NEUTRAL_CAPTION for c in batch.get("caption") or [""] * content.shape[0]]
         with torch.no_grad():
             caption_text = self.encode_text(captions)
-        loss_content = self.clip_loss(content, caption_text.to(content.dtype))
         targets = self.degradation_targets(batch)
         words = self.word_embeddings().to(degradation.dtype)
+        content, degradation = self._gather(content), self._gather(degradation)
+        caption_text = self._gather(caption_text.to(content.dtype).contiguous())
+        targets = self._gather(targets)
+        loss_content = self.clip_loss(content, caption_text)
         loss_degradation = self.clip_loss(degradation, words[targets.clamp(min=0)], valid=targets >= 0)
         loss = loss_content + loss_degradation
         return loss, {"loss_content": loss_content.detach(), "loss_degradation": loss_degradation.detach()}
@@ -368,7 +427,11 @@ class DACLIP(L.LightningModule):
         counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")
         correct, seen = counts[0], counts[1]
         if float(seen.sum()) > 0:
+            # deg_acc: over images; deg_acc_mean: the mean of the per-class accuracies (the paper's Table 4)
             self.log(f"{stage}/deg_acc", correct.sum() / seen.sum(), add_dataloader_idx=False)
+            present = seen > 0
+            per_class = correct[present] / seen[present]
+            self.log(f"{stage}/deg_acc_mean", per_class.mean(), add_dataloader_idx=False)
             for i, word in enumerate(self.degradation_words):
                 if float(seen[i]) > 0:
                     self.log(f"{stage}/deg_acc/{word}", correct[i] / seen[i], add_dataloader_idx=False)
@@ -400,15 +463,23 @@ class DACLIP(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over the controller and ``logit_scale``; linear warm-up then cosine to zero, per step."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        """AdamW over the controller and ``logit_scale`` (no decay on gains, biases, ``logit_scale``); open_clip's
+        per-step schedule: linear warm-up ``lr·(step + 1)/warmup``, then cosine to zero."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        exempt = [p for n, p in named if p.ndim < 2 or any(part in n for part in NO_WEIGHT_DECAY)]
+        decayed = [p for n, p in named if not (p.ndim < 2 or any(part in n for part in NO_WEIGHT_DECAY))]
+        optimizer = torch.optim.AdamW(
+            [{"params": exempt, "weight_decay": 0.0}, {"params": decayed, "weight_decay": self.weight_decay}],
+            lr=self.lr,
+            betas=self.betas,
+            eps=self.adam_eps,
+        )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
 
         def factor(step: int) -> float:
             if step < warmup:
-                return (step + 1) / (warmup + 1)
+                return (step + 1) / warmup
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -423,6 +494,7 @@ class DACLIP(L.LightningModule):
         The CLIP is built without its own pretrained weights: the file holds the whole model.
         """
         kwargs.setdefault("pretrained", None)
+        kwargs.setdefault("preprocess", "release")
         model = cls(**kwargs)
         state = load_state_dict(resolve_weights(path, what="DA-CLIP weights"))
         load_matching(model, state, path)
@@ -443,6 +515,23 @@ class DACLIP(L.LightningModule):
         model = cls(**hparams)
         load_matching(model, checkpoint["state_dict"], path)
         return model.eval()
+
+
+def release_clip_pixels(images: Tensor, size: int) -> Tensor:
+    """The release's ``clip_transform`` on B×3×H×W images in [0, 1]: 8 bits by truncation, PIL bicubic
+    resize of the shorter side to ``size``, centre crop, CLIP's mean/std (on the host; B×3×size×size)."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    out = []
+    for image in images.detach().float().cpu():
+        array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        pil = TF.resize(Image.fromarray(array), size, interpolation=InterpolationMode.BICUBIC)
+        pil = TF.center_crop(pil, [size, size])
+        out.append(TF.normalize(TF.to_tensor(pil), CLIP_MEAN, CLIP_STD))
+    return torch.stack(out)
 
 
 def build_daclip(spec: str | Path | None, **kwargs: Any) -> DACLIP | None:
@@ -497,8 +586,8 @@ class DACLIPConditioned:
             return None, None
         if isinstance(self.daclip, nn.Module):
             self.daclip.to(lq.device)
-        with torch.no_grad():
-            content, degradation = self.daclip.encode_image(lq.float(), control=True)
+        with torch.no_grad():  # raw features, as the release feeds its U-Net
+            content, degradation = self.daclip.encode_image(lq.float(), control=True, normalize=False)
         return degradation.to(lq.dtype), content.to(lq.dtype)
 
 
@@ -509,4 +598,5 @@ __all__ = [
     "NEUTRAL_CAPTION",
     "build_controller",
     "build_daclip",
+    "release_clip_pixels",
 ]

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from restorezoo.models.base import (
     RestorationModule,
+    ema_decay_at,
     ema_step,
     per_sample_randint,
     per_sample_randn,
@@ -41,52 +42,73 @@ SAMPLERS = ("posterior", "euler")
 ``euler``: Euler–Maruyama on the reverse-time SDE."""
 
 NoiseModel = Callable[[Tensor, Tensor], Tensor]
-"""``model(x_t, t) → predicted noise``, t a long tensor of shape B."""
+"""``model(x_t, t) → predicted noise`` (or x0), t a float tensor of shape B (the release passes floats)."""
 
 
 # ====================================================================== the SDE
-def cosine_theta_schedule(T: int, s: float = 0.008) -> Tensor:
-    """θ_0..θ_T from the cosine schedule (Nichol & Dhariwal), as IR-SDE uses it: T + 1 values."""
-    n = T + 2
-    x = torch.linspace(0, n, n + 1, dtype=torch.float64)
-    alphas_bar = torch.cos(((x / n) + s) / (1 + s) * math.pi * 0.5) ** 2
-    alphas_bar = alphas_bar / alphas_bar[0]
-    return 1 - alphas_bar[1:-1] / alphas_bar[:-2]
+THETA_SCHEDULES = ("cosine", "linear", "constant")
+"""θ schedules of the release's ``IRSDE`` (``schedule:`` in its options)."""
+
+FEWER_STEPS = ("reschedule", "stride")
+"""How a chain shorter than T runs. ``reschedule`` (the release's ``sample_T``): a new SDE of ``steps``
+steps, the network called at time ``t·T/steps``. ``stride`` (restorezoo's): a subset of the T-step
+grid, each jump taken with the exact OU-bridge posterior of that stride."""
+
+PARAMETERIZATIONS = ("noise", "x0")
+"""What the U-Net predicts. ``noise`` (the paper, the release's ``score_fn``): score = −noise/σ̄_t.
+``x0`` (the release's ``score_fn_``): the clean image; score = −(x_t − E[x_t | x0]) / σ̄_t²."""
+
+
+def theta_schedule(name: str, T: int) -> Tensor:
+    """θ_0..θ_T (T + 1 values, float32) exactly as the release builds them.
+
+    ``cosine`` is 1 − ᾱ_t of Nichol & Dhariwal's cosine ᾱ over T + 2 steps, truncated at both ends
+    (not DDPM's per-step β = 1 − ᾱ_t/ᾱ_{t−1}); ``linear`` is DDPM's β range rescaled to T + 1 steps.
+    """
+    if name == "cosine":
+        n, s = T + 2, 0.008
+        x = torch.linspace(0, n, n + 1, dtype=torch.float32)
+        alphas_bar = torch.cos(((x / n) + s) / (1 + s) * math.pi * 0.5) ** 2
+        return 1 - (alphas_bar / alphas_bar[0])[1:-1]
+    if name == "linear":
+        scale = 1000 / (T + 1)
+        return torch.linspace(scale * 1e-4, scale * 0.02, T + 1, dtype=torch.float32)
+    if name == "constant":
+        return torch.ones(T + 1, dtype=torch.float32)
+    raise ValueError(f"unknown θ schedule '{name}' (one of {', '.join(THETA_SCHEDULES)})")
 
 
 class MeanRevertingSDE:
     """The mean-reverting SDE ``dx = θ_t (μ − x) dt + σ_t dw`` with ``σ_t² = 2 σ_max² θ_t`` (IR-SDE §3).
 
     Because σ_t²/θ_t is constant, the forward marginal is closed-form:
-    ``x_t ~ N(μ + (x0 − μ) e^{−θ̄_t dt}, σ_max² (1 − e^{−2 θ̄_t dt}))`` with θ̄_t = Σ_{i≤t} θ_i (θ̄_0 = 0)
-    and ``dt = −log(eps) / θ̄_T``, so at t = T only a fraction ``eps`` of x0 − μ is left: x_T ≈ μ + σ_max·z.
-    μ (the LQ image) is an argument of every method, so one SDE object serves any batch.
+    ``x_t ~ N(μ + (x0 − μ) e^{−θ̄_t dt}, σ̄_t²)``, ``σ̄_t² = σ_max² (1 − e^{−2 θ̄_t dt})``, with
+    θ̄_t = Σ_{1≤i≤t} θ_i and ``dt = −log(eps) / θ̄_T``: at t = T a fraction ``eps`` of x0 − μ is left.
+    The tables (θ, σ, θ̄, σ̄, dt) are the release's to float32 rounding, and every one-step formula is
+    written as the release writes it; μ (the LQ image) is an argument of every method.
 
     Args:
         T: number of steps (paper: 100).
-        max_sigma: σ_max, the stationary noise std (paper: 50/255).
+        max_sigma: σ_max, the stationary noise std (paper: 50/255); a value ≥ 1 is read on the
+            0–255 scale, as the release reads it.
         eps: fraction of x0 − μ left at t = T (paper: 0.005).
-        schedule: θ schedule: "cosine" (paper) or "constant".
+        schedule: θ schedule, one of ``THETA_SCHEDULES`` (paper: cosine).
     """
 
     def __init__(
         self, T: int = 100, max_sigma: float = 50 / 255, eps: float = 0.005, schedule: str = "cosine"
     ):
-        if schedule == "cosine":
-            thetas = cosine_theta_schedule(T)
-        elif schedule == "constant":
-            thetas = torch.ones(T + 1, dtype=torch.float64)
-        else:
-            raise ValueError(f"unknown θ schedule '{schedule}' (cosine, constant)")
-        self.T = T
-        self.max_sigma = max_sigma
-        self.eps = eps
-        theta_bars = torch.cumsum(thetas, 0) - thetas[0]
-        self.dt = -math.log(eps) / float(theta_bars[-1])
-        self.thetas = thetas.float()
-        self.theta_bars = theta_bars.float()
-        self.sigmas = torch.sqrt(2 * max_sigma**2 * thetas).float()
-        self.sigma_bars = (max_sigma * torch.sqrt(1 - torch.exp(-2 * theta_bars * self.dt))).float()
+        max_sigma = max_sigma / 255 if max_sigma >= 1 else max_sigma
+        thetas = theta_schedule(schedule, T)
+        theta_bars = torch.cumsum(thetas, dim=0) - thetas[0]  # θ_0 is not part of any step
+        dt = -1 / theta_bars[-1] * math.log(eps)  # a float32 tensor, as in the release
+        self.T, self.max_sigma, self.eps, self.schedule = T, max_sigma, eps, schedule
+        self.dt = float(dt)
+        self.thetas = thetas
+        self.sigmas = torch.sqrt(max_sigma**2 * 2 * thetas)
+        self.theta_bars = theta_bars
+        self.sigma_bars = torch.sqrt(max_sigma**2 * (1 - torch.exp(-2 * theta_bars * dt)))
+        self._rescheduled: dict[int, MeanRevertingSDE] = {}
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -101,10 +123,16 @@ class MeanRevertingSDE:
         gap = self._at(self.theta_bars, t, like) - self._at(self.theta_bars, s, like)
         return torch.exp(-gap * self.dt)
 
+    def _step_decay(self, t: Tensor | int, s: Tensor | int | None, like: Tensor) -> Tensor:
+        """e^{−θ_t dt} for the one-step jump t → t − 1 (the release's ``A``), the stride's decay otherwise."""
+        if s is None:
+            return torch.exp(-self._at(self.thetas, t, like) * self.dt)
+        return self._decay(t, s, like)
+
     # ------------------------------------------------------------------ forward process
     def marginal_mean(self, x0: Tensor, mu: Tensor, t: Tensor | int) -> Tensor:
-        """E[x_t | x0] = μ + (x0 − μ) e^{−θ̄_t dt}."""
-        return mu + (x0 - mu) * self._decay(t, 0, x0)
+        """E[x_t | x0] = μ + (x0 − μ) e^{−θ̄_t dt} (the release's ``mu_bar``)."""
+        return mu + (x0 - mu) * torch.exp(-self._at(self.theta_bars, t, x0) * self.dt)
 
     def marginal_std(self, t: Tensor | int, like: Tensor) -> Tensor:
         """σ̄_t = σ_max sqrt(1 − e^{−2 θ̄_t dt})."""
@@ -116,61 +144,91 @@ class MeanRevertingSDE:
         """Sample x_t from the forward marginal; returns (x_t, the standard-normal noise used)."""
         if noise is None:
             noise = torch.randn_like(x0)
-        return self.marginal_mean(x0, mu, t) + self.marginal_std(t, x0) * noise, noise
+        return noise * self.marginal_std(t, x0) + self.marginal_mean(x0, mu, t), noise
 
     def noise_state(self, lq: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The sampler's start x_T = lq + σ_max·z (the stationary law of the SDE)."""
-        return lq + self.max_sigma * _randn(lq, generator)
+        return lq + _randn(lq, generator) * self.max_sigma
 
-    # ------------------------------------------------------------------ scores and reverse steps
+    # ------------------------------------------------------------------ scores
     def score_from_noise(self, noise: Tensor, t: Tensor | int) -> Tensor:
         """∇ log p_t(x_t | x0) = −noise / σ̄_t for x_t = mean + σ̄_t·noise."""
         return -noise / self.marginal_std(t, noise)
 
+    def score_from_x0(self, x_t: Tensor, x0: Tensor, mu: Tensor, t: Tensor | int) -> Tensor:
+        """∇ log p_t(x_t | x0) = −(x_t − E[x_t | x0]) / σ̄_t² (the release's ``score_fn_``)."""
+        return -(x_t - self.marginal_mean(x0, mu, t)) / self.marginal_std(t, x_t) ** 2
+
     def x0_from_noise(self, x_t: Tensor, noise: Tensor, mu: Tensor, t: Tensor | int) -> Tensor:
         """Invert the forward marginal: the clean image implied by x_t and its noise."""
-        return mu + (x_t - mu - self.marginal_std(t, x_t) * noise) / self._decay(t, 0, x_t)
+        growth = torch.exp(self._at(self.theta_bars, t, x_t) * self.dt)
+        return (x_t - mu - self.marginal_std(t, x_t) * noise) * growth + mu
 
+    def score(self, output: Tensor, x_t: Tensor, mu: Tensor, t: Tensor | int, parameterization: str) -> Tensor:
+        """The score implied by a network ``output`` under ``parameterization`` (see ``PARAMETERIZATIONS``)."""
+        if parameterization == "x0":
+            return self.score_from_x0(x_t, output, mu, t)
+        return self.score_from_noise(output, t)
+
+    def x0(self, output: Tensor, x_t: Tensor, mu: Tensor, t: Tensor | int, parameterization: str) -> Tensor:
+        """The clean-image estimate implied by a network ``output``."""
+        return output if parameterization == "x0" else self.x0_from_noise(x_t, output, mu, t)
+
+    # ------------------------------------------------------------------ reverse steps
     def reverse_step_mean(
         self, x_t: Tensor, score: Tensor, mu: Tensor, t: Tensor | int, s: Tensor | int | None = None
     ) -> Tensor:
-        """Noise-free Euler step of the reverse SDE from t to s (default t − 1).
+        """Noise-free Euler step of the reverse SDE from t to t − 1 (or to s < t, strided).
 
-        ``x_s = x_t − [θ (μ − x_t) − σ² ∇log p] Δ`` with θΔ = (θ̄_t − θ̄_s) dt and σ²Δ = 2σ_max²θΔ;
-        for s = t − 1 this is IR-SDE's ``x_t − (θ_t(μ − x_t) − σ_t² score) dt``.
+        One step: the release's ``x_t − (θ_t (μ − x_t) − σ_t² score) dt``. Strided: θ_t dt becomes
+        (θ̄_t − θ̄_s) dt and σ_t² dt becomes 2σ_max² (θ̄_t − θ̄_s) dt.
         """
-        s = _minus_one(t) if s is None else s
+        if s is None:
+            theta, sigma = self._at(self.thetas, t, x_t), self._at(self.sigmas, t, x_t)
+            return x_t - (theta * (mu - x_t) - sigma**2 * score) * self.dt
         gap = (self._at(self.theta_bars, t, x_t) - self._at(self.theta_bars, s, x_t)) * self.dt
         return x_t - (gap * (mu - x_t) - 2 * self.max_sigma**2 * gap * score)
 
     def optimal_reverse_step(
         self, x_t: Tensor, x0: Tensor, mu: Tensor, t: Tensor | int, s: Tensor | int | None = None
     ) -> Tensor:
-        """x*_s = argmax p(x_s | x_t, x0) (IR-SDE Prop. 3.1; default s = t − 1), the mean of the OU bridge.
+        """x*_s = argmax p(x_s | x_t, x0) (IR-SDE Prop. 3.1; s = t − 1 unless given), the OU bridge's mean.
 
-        With a = e^{−(θ̄_t−θ̄_s)dt}, c = e^{−θ̄_s dt}, b = a·c:
+        With a = e^{−(θ̄_t−θ̄_s)dt}, b = e^{−θ̄_t dt}, c = e^{−θ̄_s dt}:
         ``x*_s − μ = a(1 − c²)/(1 − b²)·(x_t − μ) + c(1 − a²)/(1 − b²)·(x0 − μ)``.
         """
-        s = _minus_one(t) if s is None else s
-        a, c = self._decay(t, s, x_t), self._decay(s, 0, x_t)
-        b2 = (a * c) ** 2
-        return mu + a * (1 - c**2) / (1 - b2) * (x_t - mu) + c * (1 - a**2) / (1 - b2) * (x0 - mu)
+        a = self._step_decay(t, s, x_t)
+        b = torch.exp(-self._at(self.theta_bars, t, x_t) * self.dt)
+        c = torch.exp(-self._at(self.theta_bars, _minus_one(t) if s is None else s, x_t) * self.dt)
+        return (a * (1 - c**2) / (1 - b**2)) * (x_t - mu) + (c * (1 - a**2) / (1 - b**2)) * (x0 - mu) + mu
 
     def posterior_std(self, t: Tensor | int, like: Tensor, s: Tensor | int | None = None) -> Tensor:
-        """Std of p(x_s | x_t, x0): σ_max sqrt((1 − a²)(1 − c²)/(1 − b²)); zero at s = 0."""
-        s = _minus_one(t) if s is None else s
-        a, c = self._decay(t, s, like), self._decay(s, 0, like)
-        variance = (1 - a**2) * (1 - c**2) / (1 - (a * c) ** 2)
-        return self.max_sigma * variance.clamp(min=0).sqrt()
+        """Std of p(x_s | x_t, x0): σ_max sqrt((1 − a²)(1 − c²)/(1 − b²)).
+
+        At s = 0 the variance is 0; the release floors it at 1e-20·dt (so its last posterior step
+        still draws, with a std of ~1e-10), and so does this.
+        """
+        a2 = self._step_decay(t, s, like) ** 2
+        b2 = torch.exp(-2 * self._at(self.theta_bars, t, like) * self.dt)
+        c2 = torch.exp(-2 * self._at(self.theta_bars, _minus_one(t) if s is None else s, like) * self.dt)
+        variance = (1 - a2) * (1 - c2) / (1 - b2)
+        log_variance = torch.log(torch.clamp(variance, min=1e-20 * self.dt))
+        return (0.5 * log_variance).exp() * self.max_sigma
 
     # ------------------------------------------------------------------ samplers
     def timesteps(self, steps: int | None = None) -> list[int]:
-        """Descending times T = t_0 > … > t_n = 0 for ``steps`` reverse steps (strided when steps < T)."""
+        """Descending times T = t_0 > … > t_n = 0 of a strided chain of ``steps`` steps."""
         steps = self.T if steps is None else int(steps)
         if not 1 <= steps <= self.T:
             raise ValueError(f"steps must be in [1, {self.T}], got {steps}")
         grid = torch.linspace(self.T, 0, steps + 1, dtype=torch.float64).round().long().tolist()
         return list(dict.fromkeys(grid))
+
+    def rescheduled(self, steps: int) -> MeanRevertingSDE:
+        """The release's ``sample_T`` SDE: the same σ_max, eps and schedule over ``steps`` steps (cached)."""
+        if steps not in self._rescheduled:
+            self._rescheduled[steps] = MeanRevertingSDE(steps, self.max_sigma, self.eps, self.schedule)
+        return self._rescheduled[steps]
 
     @torch.no_grad()
     def sample(
@@ -182,41 +240,85 @@ class MeanRevertingSDE:
         sampler: str = "posterior",
         generator: torch.Generator | None = None,
         progress: bool = True,
-        clip_x0: bool = True,
+        clip_x0: bool = False,
+        fewer_steps: str = "reschedule",
+        parameterization: str = "noise",
     ) -> Tensor:
-        """Run the reverse process from x_T to x_0 with a noise-predicting ``model(x_t, t)``.
+        """Run the reverse process from x_T to x_0 with ``model(x_t, t) → noise`` (or x0, see ``parameterization``).
 
-        ``clip_x0`` clamps the posterior sampler's x0 estimate to [0, 1] (DDPM's "clip denoised"): at
-        large t the estimate divides the noise error by e^{-θ̄_t dt} (down to eps = 0.005), so an
-        imperfect network would otherwise throw the chain off the image manifold.
-
-        ``posterior`` (the release): estimate x0 from the predicted noise, then draw from the OU-bridge
-        posterior p(x_s | x_t, x0) — exact for any stride, so fewer steps only cost accuracy of the x0
-        estimate. ``euler``: Euler–Maruyama on the reverse SDE with the score −noise/σ̄_t.
+        ``posterior`` (the release's ``reverse_posterior``): estimate x0, then draw from the OU-bridge
+        posterior p(x_{t−1} | x_t, x0), its last draw included. ``euler`` (``reverse_sde``):
+        Euler–Maruyama on the reverse SDE, noise on every step including the last. With the defaults,
+        one step per t and the same draws, the chain is the release's. ``fewer_steps`` says how a chain
+        of ``steps < T`` runs (see ``FEWER_STEPS``); ``clip_x0`` clamps the x0 estimate to [0, 1]
+        (restorezoo's option, DDPM's "clip denoised"; the release does not). ``t`` reaches the model as
+        a float tensor of shape B, as the release passes it.
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler '{sampler}' (one of {', '.join(SAMPLERS)})")
-        times = self.timesteps(steps)
-        x = x_T
-        batch = x.shape[0]
-        pairs = list(zip(times[:-1], times[1:]))
-        for t, s in tqdm(pairs, desc=f"IR-SDE {sampler}", disable=not progress, leave=False):
-            t_batch = torch.full((batch,), t, device=x.device, dtype=torch.long)
-            noise = model(x, t_batch).to(x.dtype)
+        if fewer_steps not in FEWER_STEPS:
+            raise ValueError(f"unknown fewer_steps '{fewer_steps}' (one of {', '.join(FEWER_STEPS)})")
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization '{parameterization}' (one of {', '.join(PARAMETERIZATIONS)})")
+        steps = self.T if steps is None else int(steps)
+        if not 1 <= steps <= self.T:
+            raise ValueError(f"steps must be in [1, {self.T}], got {steps}")
+        if fewer_steps == "stride" and steps < self.T:
+            return self._sample_strided(model, x_T, mu, steps, sampler, generator, progress, clip_x0, parameterization)
+        sde = self if steps == self.T else self.rescheduled(steps)
+        time_scale = self.T / steps
+        x, batch = x_T, x_T.shape[0]
+        for t in tqdm(range(steps, 0, -1), desc=f"IR-SDE {sampler}", disable=not progress, leave=False):
+            model_time = torch.full((batch,), t * time_scale, device=x.device, dtype=torch.float32)
+            output = model(x, model_time).to(x.dtype)
             if sampler == "posterior":
-                x0 = self.x0_from_noise(x, noise, mu, t)
-                if clip_x0:  # near t = T the estimate divides by e^{-θ̄_T dt} = eps: keep it in range
+                x0 = sde.x0(output, x, mu, t, parameterization)
+                if clip_x0:
                     x0 = x0.clamp(0, 1)
-                x = self.optimal_reverse_step(x, x0, mu, t, s) + self.posterior_std(t, x, s) * _randn(
-                    x, generator
-                )
+                x = sde.optimal_reverse_step(x, x0, mu, t) + sde.posterior_std(t, x) * _randn(x, generator)
             else:
-                score = self.score_from_noise(noise, t)
-                gap = (float(self.theta_bars[t]) - float(self.theta_bars[s])) * self.dt
-                x = self.reverse_step_mean(x, score, mu, t, s)
-                if s > 0:
-                    x = x + self.max_sigma * math.sqrt(2 * gap) * _randn(x, generator)
+                if clip_x0:
+                    output = sde.x0(output, x, mu, t, parameterization).clamp(0, 1)
+                    score = sde.score_from_x0(x, output, mu, t)
+                else:
+                    score = sde.score(output, x, mu, t, parameterization)
+                dispersion = float(sde.sigmas[t]) * (_randn(x, generator) * math.sqrt(sde.dt))
+                x = sde.reverse_step_mean(x, score, mu, t) - dispersion
         return x
+
+    def _sample_strided(
+        self,
+        model: NoiseModel,
+        x: Tensor,
+        mu: Tensor,
+        steps: int,
+        sampler: str,
+        generator: torch.Generator | None,
+        progress: bool,
+        clip_x0: bool,
+        parameterization: str,
+    ) -> Tensor:
+        """restorezoo's strided chain on the T-step grid (exact posterior per stride; no draw at s = 0)."""
+        times = self.timesteps(steps)
+        pairs = list(zip(times[:-1], times[1:]))
+        for t, s in tqdm(pairs, desc=f"IR-SDE {sampler} (strided)", disable=not progress, leave=False):
+            model_time = torch.full((x.shape[0],), float(t), device=x.device, dtype=torch.float32)
+            output = model(x, model_time).to(x.dtype)
+            x0 = self.x0(output, x, mu, t, parameterization)
+            if clip_x0:
+                x0 = x0.clamp(0, 1)
+            if sampler == "posterior":
+                x = self.optimal_reverse_step(x, x0, mu, t, s)
+            else:
+                x = self.reverse_step_mean(x, self.score_from_x0(x, x0, mu, t), mu, t, s)
+            if s > 0:
+                std = self.posterior_std(t, x, s) if sampler == "posterior" else self._euler_std(t, s, x)
+                x = x + std * _randn(x, generator)
+        return x
+
+    def _euler_std(self, t: int, s: int, like: Tensor) -> Tensor:
+        gap = (self._at(self.theta_bars, t, like) - self._at(self.theta_bars, s, like)) * self.dt
+        return self.max_sigma * torch.sqrt(2 * gap)
 
 
 def _minus_one(t: Tensor | int) -> Tensor | int:
@@ -225,7 +327,6 @@ def _minus_one(t: Tensor | int) -> Tensor | int:
 
 def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-
 
 # ====================================================================== the conditional U-Net
 def default_conv(dim_in: int, dim_out: int, kernel_size: int = 3, bias: bool = False) -> nn.Conv2d:
@@ -577,11 +678,19 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         daclip: frozen DA-CLIP conditioner given to ``build_daclip`` (None: unconditioned; "tiny": a small
             random one; a path/file name: the released ``daclip_ViT-B-32.pt``). Never in the state dict;
             when given, ``context_dim`` follows its ``embed_dim``.
+        parameterization: what the U-Net predicts, ``noise`` (paper, release) or ``x0`` (the release's
+            ``score_fn_``); the loss is the same ML objective either way (see ``PARAMETERIZATIONS``).
         ema_decay: decay of the EMA copy of the U-Net used for validation/test/restore (None: no EMA).
+        ema_every: update the EMA every this many optimizer steps (release: 10).
+        ema_warmup: ema_pytorch's warm-up, as the release trains: the EMA copies the live weights for the
+            first 100 updates, then its decay rises as 1 − (1 + n)^(−2/3) up to ``ema_decay`` (release:
+            0.995, every 10 steps). False: the constant ``ema_decay`` from the first update.
         noise_loss_weight: weight of an auxiliary noise-matching MSE (DDPM's simple loss) added to the paper's
-            maximum-likelihood loss (paper: 0). The ML loss weights the noise error by 2σ_max²Δθ/σ̄_t, which is
-            tiny at large t; a small network trained for minutes learns that noise only with this term.
+            maximum-likelihood loss (paper: 0). The ML loss weights the noise error by 2σ_max²θ_t dt/σ̄_t,
+            which grows with t (σ̄_t saturates while θ_t peaks mid-chain); the extra term is restorezoo's.
         steps, sampler, seed: default sampler settings (``restore(batch, steps=, sampler=, seed=)`` overrides).
+        fewer_steps: how ``steps < T`` runs: ``reschedule`` (release) or ``stride`` (see ``FEWER_STEPS``).
+        clip_x0: clamp the sampler's x0 estimate to [0, 1] (restorezoo's option; the release does not).
         progress: show a progress bar over the sampling steps.
         lr, weight_decay, betas, min_lr, warmup_steps: see ``RestorationModule`` (paper: AdamW 2e-4,
             (0.9, 0.99), cosine to 1e-6).
@@ -606,10 +715,15 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         eps: float = 0.005,
         schedule: str = "cosine",
         daclip: str | None = None,
+        parameterization: str = "noise",
         ema_decay: float | None = 0.999,
+        ema_every: int = 1,
+        ema_warmup: bool = False,
         noise_loss_weight: float = 0.0,
         steps: int = 100,
         sampler: str = "posterior",
+        fewer_steps: str = "reschedule",
+        clip_x0: bool = False,
         seed: int | None = None,
         progress: bool = True,
         lr: float = 2e-4,
@@ -622,11 +736,18 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             lr=lr, weight_decay=weight_decay, betas=betas, min_lr=min_lr, warmup_steps=warmup_steps
         )
         self.save_hyperparameters()
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler '{sampler}' (one of {', '.join(SAMPLERS)})")
+        for name, value, allowed in (
+            ("sampler", sampler, SAMPLERS),
+            ("fewer_steps", fewer_steps, FEWER_STEPS),
+            ("parameterization", parameterization, PARAMETERIZATIONS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} '{value}' (one of {', '.join(allowed)})")
         self.sde = MeanRevertingSDE(T, max_sigma, eps, schedule)
         self.steps, self.sampler, self.seed, self.progress = steps, sampler, seed, progress
-        self.ema_decay = ema_decay
+        self.fewer_steps, self.clip_x0, self.parameterization = fewer_steps, clip_x0, parameterization
+        self.ema_decay, self.ema_every, self.ema_warmup = ema_decay, max(int(ema_every), 1), ema_warmup
+        self._ema_updates = 0
         self.noise_loss_weight = noise_loss_weight
         # Frozen and kept out of the state dict: a list hides it from nn.Module registration.
         self.init_daclip(daclip)
@@ -639,9 +760,16 @@ class IRSDE(DACLIPConditioned, RestorationModule):
 
     # ------------------------------------------------------------------ EMA
     def update_ema(self) -> None:
-        """EMA of the U-Net weights (``ema_step``)."""
-        if self.unet_ema is not None and self.ema_decay is not None:
-            ema_step(self.unet_ema, self.unet, self.ema_decay)
+        """One EMA call per optimizer step (``ema_step`` with ``ema_decay_at``'s decay, every ``ema_every``)."""
+        if self.unet_ema is None or self.ema_decay is None:
+            return
+        trainer = self._trainer
+        call = trainer.global_step - 1 if trainer is not None else self._ema_updates
+        self._ema_updates += 1
+        if call % self.ema_every:
+            return
+        decay = ema_decay_at(call, self.ema_decay, warmup=self.ema_warmup)
+        ema_step(self.unet_ema, self.unet, decay)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.update_ema()
@@ -659,14 +787,15 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         generators = sample_generators(batch, hq.device)  # per-sample: DDP and resumes see the same draws
         t = per_sample_randint(1, self.sde.T + 1, hq.shape[0], generators, hq.device)
         x_t, true_noise = self.sde.forward_state(hq, lq, t, per_sample_randn(hq.shape, generators, hq.device, hq.dtype))
-        noise = self.unet(x_t, lq, t, degradation, content).float()
-        score = self.sde.score_from_noise(noise, t)
+        output = self.unet(x_t, lq, t, degradation, content).float()
+        score = self.sde.score(output, x_t, lq, t, self.parameterization)
         predicted = self.sde.reverse_step_mean(x_t, score, lq, t)
         optimum = self.sde.optimal_reverse_step(x_t, hq, lq, t)
         l1 = F.l1_loss(predicted, optimum)
         logs = {"l1": l1.detach()}
         if self.noise_loss_weight <= 0:
             return l1, logs
+        noise = output if self.parameterization == "noise" else (x_t - self.sde.marginal_mean(output, lq, t)) / self.sde.marginal_std(t, x_t)
         noise_mse = F.mse_loss(noise, true_noise)
         logs["noise_mse"] = noise_mse.detach()
         return l1 + self.noise_loss_weight * noise_mse, logs
@@ -678,11 +807,15 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         sampler: str | None = None,
         seed: int | None = None,
         progress: bool | None = None,
+        fewer_steps: str | None = None,
+        clip_x0: bool | None = None,
         **sampling: Any,
     ) -> Tensor:
         """Sample x_0 from ``noise_state(lq)`` with the EMA U-Net; returns B×3×H×W in [0, 1]."""
         if sampling:
-            raise TypeError(f"IR-SDE sampling takes steps, sampler, seed, progress; got {sorted(sampling)}")
+            raise TypeError(
+                f"IR-SDE sampling takes steps, sampler, seed, progress, fewer_steps, clip_x0; got {sorted(sampling)}"
+            )
         lq = batch["lq"].float()
         seed = self.seed if seed is None else seed
         generator = None
@@ -703,6 +836,9 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             sampler=self.sampler if sampler is None else sampler,
             generator=generator,
             progress=self.progress if progress is None else progress,
+            clip_x0=self.clip_x0 if clip_x0 is None else clip_x0,
+            fewer_steps=self.fewer_steps if fewer_steps is None else fewer_steps,
+            parameterization=self.parameterization,
         )
         return out.clamp(0, 1)
 
@@ -724,4 +860,13 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         return model.eval()
 
 
-__all__ = ["IRSDE", "SAMPLERS", "ConditionalUNet", "MeanRevertingSDE", "cosine_theta_schedule"]
+__all__ = [
+    "FEWER_STEPS",
+    "IRSDE",
+    "PARAMETERIZATIONS",
+    "SAMPLERS",
+    "THETA_SCHEDULES",
+    "ConditionalUNet",
+    "MeanRevertingSDE",
+    "theta_schedule",
+]
