@@ -86,8 +86,45 @@ def test_quantize_rounds_to_uint8_levels_like_tensor2img() -> None:
     pred = hq + 0.3 / 255  # rounds back to level 100
     assert math.isinf(float(psnr(pred, hq)))
     assert math.isfinite(float(psnr(pred, hq, quantize=False)))
-    # float32 input: the 0.3-level offset is only float32-exact, hence the loose tolerance.
-    assert float(psnr(pred, hq, quantize=False)) == pytest.approx(10 * math.log10(255**2 / 0.09), abs=1e-3)
+    # float32 input: the 0.3-level offset is only float32-exact, hence the loose tolerance; the 1e-8 is
+    # calculate_psnr_pt's floor on the [0, 1]-scale MSE.
+    expected = 10 * math.log10(1 / (0.09 / 255**2 + 1e-8))
+    assert float(psnr(pred, hq, quantize=False)) == pytest.approx(expected, abs=1e-3)
+
+
+# BasicSR's calculate_psnr_pt / calculate_ssim_pt (XPixelGroup/BasicSR 8d56e3a) on _float_pair(), per image:
+# (y_channel, crop) -> (PSNR, SSIM). Restorezoo matched them to 4e-15 (dB) and 5e-16 when they were taken.
+BASICSR_PT = {
+    (False, 0): ((23.821616461448, 23.679406341464), (0.933720182792, 0.933324849991)),
+    (False, 4): ((24.588259195392, 24.269118173942), (0.938600844477, 0.929561409603)),
+    (True, 0): ((29.221645427699, 28.881941519667), (0.938888276456, 0.936355088867)),
+    (True, 4): ((28.881940609363, 29.475848300797), (0.942521283317, 0.937186754041)),
+}
+
+
+def _float_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """A float32 prediction ~4 % out of [0, 1] (the clamp restorezoo used to apply moves PSNR by 0.4 dB)."""
+    hq = torch.stack([smooth_image(1), smooth_image(2)])
+    g = torch.Generator().manual_seed(3)
+    return hq * 1.3 - 0.15 + 0.03 * torch.randn(hq.shape, generator=g), hq
+
+
+@pytest.mark.parametrize(("y_channel", "crop"), list(BASICSR_PT))
+def test_float_psnr_ssim_equal_basicsrs_pt_functions(y_channel: bool, crop: int) -> None:
+    pred, hq = _float_pair()
+    proto = MetricProtocol(y_channel=y_channel, crop_border=crop, quantize=False)
+    want_psnr, want_ssim = BASICSR_PT[y_channel, crop]
+    assert psnr(pred, hq, protocol=proto).tolist() == pytest.approx(want_psnr, abs=1e-9)
+    assert ssim(pred, hq, protocol=proto).tolist() == pytest.approx(want_ssim, abs=1e-9)
+    both = psnr_ssim(pred, hq, proto)
+    assert both[0].tolist() == pytest.approx(want_psnr, abs=1e-9)
+    assert both[1].tolist() == pytest.approx(want_ssim, abs=1e-9)
+
+
+def test_float_psnr_of_identical_images_is_80_db_as_calculate_psnr_pt() -> None:
+    hq = smooth_image(4).unsqueeze(0)
+    assert float(psnr(hq, hq, quantize=False)) == pytest.approx(80.0, abs=1e-9)
+    assert math.isinf(float(psnr(hq, hq)))  # calculate_psnr on uint8 keeps +inf
 
 
 def test_crop_border_removes_exactly_that_many_pixels() -> None:

@@ -4,6 +4,7 @@ Published restoration numbers come from BasicSR-style scripts (``tensor2img`` th
 ``calculate_psnr``/``calculate_ssim``). Small choices there (uint8 rounding, MATLAB BT.601 luma,
 border crop, an 11×11 Gaussian window with 'valid' filtering) move PSNR by tenths of a dB or more,
 so restorezoo follows them to the letter instead of using a library's slightly different variant.
+``quantize=False`` is BasicSR's float path (``calculate_psnr_pt``/``calculate_ssim_pt``) instead.
 
 Inputs are B×3×H×W RGB tensors in [0, 1] on any device; every function returns one float64 value
 per image (a tensor of shape [B]) so callers can average per image, per task or per benchmark.
@@ -50,20 +51,32 @@ def _resolve(
 def prepare(img: Tensor, protocol: MetricProtocol) -> Tensor:
     """Turn a B×3×H×W image in [0, 1] into what BasicSR scores: float64 on the 0-255 scale.
 
-    Order follows BasicSR: clamp to [0, 1] and round to uint8 levels (``tensor2img``), crop the
-    border, then take the Y channel if asked. NaNs pass through so a broken prediction scores NaN.
+    ``quantize=True`` follows ``tensor2img`` + ``calculate_psnr``: clamp to [0, 1] and round to uint8
+    levels, crop the border, then take the Y channel. ``quantize=False`` follows BasicSR's
+    ``calculate_psnr_pt``/``calculate_ssim_pt``: no clamp and no rounding (a prediction out of range is
+    scored as it is), crop, Y in the input's own dtype (as ``rgb2ycbcr_pt``), then float64. NaNs pass
+    through so a broken prediction scores NaN.
     """
     if img.ndim != 4 or img.shape[1] != 3:
         raise ValueError(f"expected a B×3×H×W RGB tensor, got shape {tuple(img.shape)}")
     if img.device.type == "mps":  # MPS has no float64
         img = img.cpu()
-    x = img.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0
-    if protocol.quantize:
-        x = x.round()
     c = protocol.crop_border
+    if c > 0 and (img.shape[-2] <= 2 * c or img.shape[-1] <= 2 * c):
+        raise ValueError(f"crop_border {c} leaves nothing of a {img.shape[-2]}×{img.shape[-1]} image")
+    if not protocol.quantize:
+        x = img.detach()
+        if not x.is_floating_point():
+            x = x.float()
+        if c > 0:
+            x = x[..., c:-c, c:-c]
+        if protocol.y_channel:
+            weights = torch.tensor(_Y_WEIGHTS, dtype=x.dtype, device=x.device).view(3, 1)
+            x = (torch.matmul(x.permute(0, 2, 3, 1), weights).permute(0, 3, 1, 2) + 16.0) / 255.0
+        return x.to(torch.float64) * 255.0
+    x = img.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0
+    x = x.round()
     if c > 0:
-        if x.shape[-2] <= 2 * c or x.shape[-1] <= 2 * c:
-            raise ValueError(f"crop_border {c} leaves nothing of a {x.shape[-2]}×{x.shape[-1]} image")
         x = x[..., c:-c, c:-c]
     if protocol.y_channel:
         x = rgb_to_y(x / 255.0) * 255.0
@@ -75,8 +88,10 @@ def _check_pair(pred: Tensor, target: Tensor) -> None:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
 
 
-def _psnr_prepared(x: Tensor, y: Tensor) -> Tensor:
+def _psnr_prepared(x: Tensor, y: Tensor, quantize: bool = True) -> Tensor:
     mse = (x - y).pow(2).flatten(1).mean(dim=1)
+    if not quantize:  # calculate_psnr_pt: on the [0, 1] scale with a 1e-8 floor (identical images: 80 dB)
+        return 10.0 * torch.log10(1.0 / (mse / 255.0**2 + 1e-8))
     # 10·log10(255² / 0) = +inf, as BasicSR's ``calculate_psnr`` returns for identical images.
     return 10.0 * torch.log10((255.0**2) / mse)
 
@@ -129,14 +144,16 @@ def psnr(
     *,
     protocol: MetricProtocol | None = None,
 ) -> Tensor:
-    """Per-image PSNR in dB (shape [B], float64), BasicSR's ``calculate_psnr`` on batched tensors.
+    """Per-image PSNR in dB (shape [B], float64): BasicSR's ``calculate_psnr`` on uint8-rounded images
+    (``quantize=True``), its ``calculate_psnr_pt`` on the float images (``quantize=False``).
 
     ``protocol``, when given, replaces ``crop_border``/``y_channel``/``quantize``. Identical images
-    give ``+inf`` (as in BasicSR); callers that average should cap it (the metric callback uses 100 dB).
+    give ``+inf`` when quantised (as ``calculate_psnr``; callers that average should cap it, the metric
+    callback uses 100 dB) and 80 dB in float (``calculate_psnr_pt``'s 1e-8 floor).
     """
     _check_pair(pred, target)
     p = _resolve(crop_border, y_channel, quantize, protocol)
-    return _psnr_prepared(prepare(pred, p), prepare(target, p))
+    return _psnr_prepared(prepare(pred, p), prepare(target, p), p.quantize)
 
 
 def ssim(
@@ -148,7 +165,8 @@ def ssim(
     *,
     protocol: MetricProtocol | None = None,
 ) -> Tensor:
-    """Per-image SSIM (shape [B], float64), BasicSR's ``calculate_ssim`` on batched tensors.
+    """Per-image SSIM (shape [B], float64), BasicSR's ``calculate_ssim`` (``quantize=True``) or
+    ``calculate_ssim_pt`` (``quantize=False``) on batched tensors.
 
     11×11 Gaussian window (σ = 1.5), valid filtering, C1 = (0.01·255)², C2 = (0.03·255)², averaged
     over channels for RGB. ``protocol``, when given, replaces the three keyword settings.
@@ -162,4 +180,4 @@ def psnr_ssim(pred: Tensor, target: Tensor, protocol: MetricProtocol) -> tuple[T
     """Both metrics under one protocol, preparing each image once (what the metric callback calls)."""
     _check_pair(pred, target)
     x, y = prepare(pred, protocol), prepare(target, protocol)
-    return _psnr_prepared(x, y), _ssim_prepared(x, y)
+    return _psnr_prepared(x, y, protocol.quantize), _ssim_prepared(x, y)

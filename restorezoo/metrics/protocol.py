@@ -16,7 +16,9 @@ class MetricProtocol:
     Attributes:
         y_channel: score the MATLAB BT.601 luma (``rgb2ycbcr``'s Y) instead of RGB.
         crop_border: pixels removed from every side before scoring.
-        quantize: round images to uint8 first, as BasicSR and most released test scripts do.
+        quantize: round images to uint8 first, as BasicSR's ``tensor2img`` + ``calculate_psnr`` and most
+            released test scripts do; False scores the float images as BasicSR's ``calculate_psnr_pt`` /
+            ``calculate_ssim_pt`` (no clamp, no rounding, MSE floored at 1e-8: identical images give 80 dB).
     """
 
     y_channel: bool = False
