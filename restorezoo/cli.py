@@ -12,22 +12,53 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import pickle
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from restorezoo.errors import RestoreZooError, first_line
+from restorezoo.preflight import UsageError, check_run, debug_requested, describe, exit_code, move_run_dirs
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+HELP = """usage: restorezoo [--debug] SUBCOMMAND ...
+
+Prompt-driven image restoration: train, benchmark and apply the zoo's models.
+
+subcommands:
+  fit        train a model from a config          restorezoo fit --config configs/instructir/quickstart.yaml
+  validate   score a checkpoint on the val sets   restorezoo validate --config X.yaml --ckpt_path C.ckpt
+  test       benchmark table of a checkpoint      restorezoo test --config X.yaml --ckpt_path C.ckpt
+  predict    write restored images of a config    restorezoo predict --config X.yaml --ckpt_path C.ckpt
+  restore    restore image files                  restorezoo restore photo.png --ckpt C.ckpt --prompt "..."
+  export     weights-only safetensors / hub folder  restorezoo export C.ckpt --to model.safetensors
+  demo       local web demo                       restorezoo demo
+  data       check a config's data                restorezoo data check --config X.yaml
+  sample     write degraded sample photos         restorezoo sample -o samples
+  list       models, configs and benchmarks       restorezoo list
+
+`restorezoo SUBCOMMAND --help` lists a subcommand's options. Errors are one line
+(`restorezoo: error: ...`, exit code 1, 2 for a command line that does not parse);
+--debug or RESTOREZOO_DEBUG=1 prints the full traceback instead.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line (UsageError) instead of a usage block and exit code 2."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 - argparse API
+        raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
 def _lightning_cli(args: list[str] | None) -> None:
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
-    import restorezoo.models  # noqa: F401
+    import restorezoo.models
 
-    # Import every dataset module so configs can name classes by short name (class_path: Sample).
+    # Import every model and dataset module so configs can name classes by short name (class_path: Sample).
+    restorezoo.models.import_all()
     from restorezoo.data import RestorationDataModule, benchmarks, datasets, realesrgan_dataset  # noqa: F401
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
@@ -44,17 +75,53 @@ def _lightning_cli(args: list[str] | None) -> None:
             self._given_args = args
             super().parse_arguments(parser, args)
 
+        def _argv(self) -> list[str]:
+            args = self._given_args
+            return list(sys.argv[1:] if args is None else args) if args is None or isinstance(args, list) else []
+
         def _parse_ckpt_path(self) -> None:
             # Lightning parses a --ckpt_path checkpoint's hyper-parameters *over* the parsed config, so
             # `test --ckpt_path C --model.init_args.steps 10` silently kept the steps it was trained with.
             # The checkpoint only fills in what --config and the command line leave out (the architecture):
             # parser defaults < checkpoint hparams < config files < command line, in that order.
-            super()._parse_ckpt_path()
             subcommand = self.config.get("subcommand")
+            if subcommand:  # cheap checks first: a missing --ckpt_path, GPU on a CPU machine, unwritable outputs
+                move_run_dirs(self.config[subcommand], self._argv())
+                check_run(self.config[subcommand], subcommand)
+                _check_ckpt_model(self.config[subcommand])
+            super()._parse_ckpt_path()
             ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
             args = self._given_args
             if ckpt_path and Path(ckpt_path).is_file() and (args is None or isinstance(args, list)):
                 self.config = self.parser.parse_args(sys.argv[1:] if args is None else args, namespace=self.config)
+
+        def before_instantiate_classes(self) -> None:
+            if self.subcommand:  # again: the --ckpt_path re-parse above reads the config files anew
+                move_run_dirs(self.config[self.subcommand], self._argv())
+
+        def _set_seed(self) -> None:
+            pass  # deferred to instantiate_classes: after the data module, right before the model, as before
+
+        def instantiate_classes(self) -> None:
+            # The data module first: a missing data folder or an empty set is one line before any model is
+            # built or any weight loaded; the instance stands in the config for the main instantiation, and
+            # the config gets its data section back for the saved config.yaml and the checkpoints' record.
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            action = next((a for a in self._parser(self.subcommand)._actions if a.dest == "data"), None)
+            data = config.get("data")
+            if action is not None and data is not None:
+                from jsonargparse._common import parser_context  # the context parser.instantiate_classes sets
+
+                parser = self._parser(self.subcommand)
+                with parser_context(parent_parser=parser, load_value_mode=parser.parser_mode):
+                    config["data"] = action.instantiate_classes(data)
+            super()._set_seed()
+            try:
+                with warnings.catch_warnings():  # jsonargparse notes it cannot serialize the instance: by design
+                    warnings.filterwarnings("ignore", message=r"\s*Unable to serialize instance")
+                    super().instantiate_classes()
+            finally:
+                config["data"] = data
 
         def before_fit(self) -> None:
             # NaN guard, per-step seeding and the run record (config + vocabularies in every checkpoint)
@@ -74,12 +141,33 @@ def _lightning_cli(args: list[str] | None) -> None:
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        # parse errors are raised (ArgumentError) and printed as one line by main(), not a usage block
+        parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in LIGHTNING_SUBCOMMANDS}},
         args=args,
     )
 
 
+def _check_ckpt_model(config: Any) -> None:
+    """``--ckpt_path`` of another model class than the config names: one line before anything is built."""
+    from restorezoo.preflight import LIGHTNING_SPECIAL_CKPTS, check_checkpoint_model
+
+    ckpt_path = config.get("ckpt_path")
+    model = config.get("model")
+    class_path = model.get("class_path") if hasattr(model, "get") else None
+    if not ckpt_path or str(ckpt_path) in LIGHTNING_SPECIAL_CKPTS or not Path(ckpt_path).is_file():
+        return
+    import torch
+
+    try:  # memory-mapped: only the structure is read, not gigabytes of tensors
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # not a zip checkpoint (mmap needs one): Lightning's own load reports it
+        return
+    if hasattr(checkpoint, "get"):
+        check_checkpoint_model(checkpoint, str(ckpt_path), class_path)
+
+
 def _restore(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="restorezoo restore", description="Restore image files with a trained or released model."
     )
     parser.add_argument("images", nargs="+", help="input image files")
@@ -183,7 +271,7 @@ def _load_for_restore(load_model: Any, opts: argparse.Namespace) -> Any:
 
 
 def _export(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="restorezoo export",
         description="Write a fit checkpoint as weights-only safetensors plus its config: one file pair "
         "(--to model.safetensors → model.yaml beside it) or a hub-ready folder (--to DIR: model.safetensors, "
@@ -217,7 +305,7 @@ def _export(argv: list[str]) -> None:
 
 
 def _demo(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="restorezoo demo",
         description="A local web demo (Gradio): upload or pick a photo, choose a model, restore, compare.",
     )
@@ -244,7 +332,7 @@ def _demo(argv: list[str]) -> None:
 
 def _list(argv: list[str]) -> None:
     from restorezoo import list_models
-    from restorezoo.data.benchmarks import PRESETS
+    from restorezoo.data.presets import PRESETS  # plain data: `list` imports no torch
 
     print("models:")
     for name in list_models():
@@ -260,7 +348,7 @@ def _list(argv: list[str]) -> None:
 
 
 def _sample(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="restorezoo sample", description="Write degraded test photos of the embedded sample to try `restore` on."
     )
     parser.add_argument("-o", "--output", default="samples", help="output folder")
@@ -278,7 +366,7 @@ def _sample(argv: list[str]) -> None:
 
 
 def _data(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="restorezoo data", description="Inspect the data a config points at.")
+    parser = _Parser(prog="restorezoo data", description="Inspect the data a config points at.")
     tools = parser.add_subparsers(dest="tool", required=True)
     check = tools.add_parser(
         "check", help="report unmatched pairs, unreadable images, size mismatches and missing folders (read-only)"
@@ -298,28 +386,38 @@ def _data(argv: list[str]) -> None:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``restorezoo`` console script."""
+    """Entry point of the ``restorezoo`` console script: every failure is one line on stderr, exit code 1 (2: usage)."""
     argv = list(sys.argv[1:] if args is None else args)
+    debug = debug_requested(argv)
+    argv = [arg for arg in argv if arg != "--debug"]
     tools = {
         "restore": _restore, "list": _list, "sample": _sample, "data": _data, "export": _export, "demo": _demo,
     }  # fmt: skip
     try:
-        if argv and argv[0] in tools:
-            tools[argv[0]](argv[1:])
-        else:
-            _lightning_cli(None if args is None else argv)
-    except (RestoreZooError, FloatingPointError) as error:
-        print(f"restorezoo: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except pickle.UnpicklingError as error:  # Lightning's own --ckpt_path loading (weights_only) refused a file
-        first = first_line(error, "unpickling refused")
-        print(
-            f"restorezoo: error: refusing to load a checkpoint that holds more than weights ({first}); "
-            "only resume from checkpoints written by restorezoo fit",
-            file=sys.stderr,
-        )
-        raise SystemExit(1) from None
+        if not argv or argv[0] in ("-h", "--help"):
+            print(HELP, end="")
+        elif argv[0] in ("-V", "--version"):
+            from restorezoo import __version__
 
+            print(f"restorezoo {__version__}")
+        elif argv[0] in tools:
+            tools[argv[0]](argv[1:])
+        elif argv[0] in LIGHTNING_SUBCOMMANDS:
+            if args is None:  # LightningCLI reads sys.argv itself (and warns when given both)
+                sys.argv[1:] = argv
+            _lightning_cli(None if args is None else argv)
+        else:
+            raise UsageError(f"unknown subcommand '{argv[0]}'; run `restorezoo --help` for the list")
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("restorezoo: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as error:
+        if debug:
+            raise
+        print(f"restorezoo: error: {describe(error)}", file=sys.stderr)
+        raise SystemExit(exit_code(error)) from None
 
 if __name__ == "__main__":
     main()

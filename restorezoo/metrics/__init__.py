@@ -6,23 +6,33 @@ notebook or another project) without importing Lightning.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
-from restorezoo.metrics.functional import psnr, psnr_ssim, rgb_to_y, ssim
-from restorezoo.metrics.inception import FID_MODES, InceptionFeatures, fid, frechet_distance
-from restorezoo.metrics.learned import KNOWN_LEARNED, LearnedMetric, build_learned_metrics
-from restorezoo.metrics.protocol import RGB, MetricProtocol
-from restorezoo.metrics.tables import (
-    NA_WEIGHTS,
-    print_table,
-    rows_from_state,
-    to_markdown,
-    write_csv,
-    write_markdown,
-)
-
-if TYPE_CHECKING:
-    from restorezoo.metrics.callback import RestorationMetrics
+# Lazy (module __getattr__), like restorezoo.data: importing the package, or restorezoo.metrics.protocol for
+# the benchmark presets, does not import torch; each name imports its module on first use.
+_EXPORTS = {
+    "psnr": "restorezoo.metrics.functional",
+    "psnr_ssim": "restorezoo.metrics.functional",
+    "rgb_to_y": "restorezoo.metrics.functional",
+    "ssim": "restorezoo.metrics.functional",
+    "FID_MODES": "restorezoo.metrics.inception",
+    "InceptionFeatures": "restorezoo.metrics.inception",
+    "fid": "restorezoo.metrics.inception",
+    "frechet_distance": "restorezoo.metrics.inception",
+    "KNOWN_LEARNED": "restorezoo.metrics.learned",
+    "LearnedMetric": "restorezoo.metrics.learned",
+    "build_learned_metrics": "restorezoo.metrics.learned",
+    "RGB": "restorezoo.metrics.protocol",
+    "MetricProtocol": "restorezoo.metrics.protocol",
+    "NA_WEIGHTS": "restorezoo.metrics.tables",
+    "print_table": "restorezoo.metrics.tables",
+    "rows_from_state": "restorezoo.metrics.tables",
+    "to_markdown": "restorezoo.metrics.tables",
+    "write_csv": "restorezoo.metrics.tables",
+    "write_markdown": "restorezoo.metrics.tables",
+    "RestorationMetrics": "restorezoo.metrics.callback",
+}
 
 __all__ = [
     "FID_MODES",
@@ -49,8 +59,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RestorationMetrics":
-        from restorezoo.metrics.callback import RestorationMetrics
-
-        return RestorationMetrics
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,36 +1,82 @@
-"""The zoo's models. Each architecture lives in its own file; this registry maps short names to them."""
+"""The zoo's models. Each architecture lives in its own file; this registry maps short names to them.
 
-import lightning as L
+Imports are lazy (module ``__getattr__``), like ``restorezoo.data``: ``import restorezoo.models`` or
+``restorezoo list`` do not import Lightning, diffusers or open_clip. A class is imported when it is
+first named (``from restorezoo.models import InstructIR``) or looked up (``MODELS["spire"]``).
+"""
 
-from restorezoo.models.base import RestorationModule
-from restorezoo.models.daclip import DACLIP, build_daclip
-from restorezoo.models.diffrestorer import DiffRestorer, DiffRestorerDecoder
-from restorezoo.models.instructir import InstructIR, InstructIRNet
-from restorezoo.models.irsde import IRSDE
-from restorezoo.models.nafnet_daclip import NAFNetDACLIP
-from restorezoo.models.spire import SPIRE
+from __future__ import annotations
 
-MODELS: dict[str, type[L.LightningModule]] = {
-    "instructir": InstructIR,
-    "daclip": DACLIP,
-    "irsde": IRSDE,
-    "nafnet_daclip": NAFNetDACLIP,
-    "diffrestorer": DiffRestorer,
-    "diffrestorer_decoder": DiffRestorerDecoder,
-    "spire": SPIRE,
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+_EXPORTS = {
+    "RestorationModule": "restorezoo.models.base",
+    "DACLIP": "restorezoo.models.daclip",
+    "build_daclip": "restorezoo.models.daclip",
+    "DiffRestorer": "restorezoo.models.diffrestorer",
+    "DiffRestorerDecoder": "restorezoo.models.diffrestorer",
+    "InstructIR": "restorezoo.models.instructir",
+    "InstructIRNet": "restorezoo.models.instructir",
+    "IRSDE": "restorezoo.models.irsde",
+    "NAFNetDACLIP": "restorezoo.models.nafnet_daclip",
+    "SPIRE": "restorezoo.models.spire",
 }
-"""Short name → LightningModule class. All but ``daclip`` (a conditioner) are restorers."""
 
-__all__ = [
-    "DACLIP",
-    "DiffRestorer",
-    "DiffRestorerDecoder",
-    "IRSDE",
-    "MODELS",
-    "InstructIR",
-    "InstructIRNet",
-    "NAFNetDACLIP",
-    "RestorationModule",
-    "SPIRE",
-    "build_daclip",
-]
+MODEL_CLASSES: dict[str, str] = {
+    "instructir": "InstructIR",
+    "daclip": "DACLIP",
+    "irsde": "IRSDE",
+    "nafnet_daclip": "NAFNetDACLIP",
+    "diffrestorer": "DiffRestorer",
+    "diffrestorer_decoder": "DiffRestorerDecoder",
+    "spire": "SPIRE",
+}
+"""Short name → class name, known without importing anything. All but ``daclip`` (a conditioner) are restorers."""
+
+
+def model_class(name: str) -> Any:
+    """The LightningModule class of a short model name (imports only its module)."""
+    class_name = MODEL_CLASSES[name.lower()]
+    return getattr(importlib.import_module(_EXPORTS[class_name]), class_name)
+
+
+def import_all() -> None:
+    """Import every model module, so that configs can name classes by short name (``class_path: SPIRE``)."""
+    for module in dict.fromkeys(_EXPORTS.values()):
+        importlib.import_module(module)
+
+
+class _Registry(Mapping[str, Any]):
+    """``MODELS``: short name → class, a mapping whose values import on first access."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in MODEL_CLASSES:
+            raise KeyError(name)
+        return model_class(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODEL_CLASSES)
+
+    def __len__(self) -> int:
+        return len(MODEL_CLASSES)
+
+    def __repr__(self) -> str:
+        return f"MODELS({', '.join(MODEL_CLASSES)})"
+
+
+MODELS: Mapping[str, Any] = _Registry()
+"""Short name → LightningModule class (imported on access). All but ``daclip`` (a conditioner) are restorers."""
+
+__all__ = sorted([*_EXPORTS, "MODELS", "MODEL_CLASSES", "import_all", "model_class"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,184 @@
+"""The benchmark presets: named test sets, where each lives on disk (as distributed), its task and its protocol.
+
+Plain data without torch, so that ``restorezoo list`` and ``restorezoo data check`` answer without
+importing the model stack. ``restorezoo.data.benchmarks`` re-exports everything here and adds the
+``Benchmark`` dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from restorezoo.metrics.protocol import MetricProtocol
+
+INSTRUCTIR_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=False)
+"""InstructIR's released test script: PSNR on RGB floats in [0, 1], no border crop."""
+DERAIN_Y = MetricProtocol(y_channel=True, crop_border=0, quantize=True)
+"""Deraining convention (Rain100L/H): Y channel of the uint8 images."""
+JPEG_Y = MetricProtocol(y_channel=True, crop_border=0, quantize=True)
+"""JPEG artefact removal papers (LIVE1, Classic5): Y channel of the uint8 images, no crop."""
+SR_Y = MetricProtocol(y_channel=True, crop_border=4, quantize=True)
+"""Super-resolution convention: Y channel, a border as wide as the scale (×4 → 4 pixels) cropped."""
+DACLIP_RGB = MetricProtocol(y_channel=False, crop_border=4, quantize=True)
+"""DA-CLIP's released test script: uint8 RGB with a 4-pixel border crop (it also reports Y and LPIPS)."""
+CAPTIONED_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=True)
+"""SPIRE's MS-COCO table: uint8 RGB, no crop (next to FID, LPIPS and CLIP scores)."""
+
+MIXED = "mixed"
+"""Task of presets whose samples each carry the task of the degradation actually applied."""
+
+
+@dataclass(frozen=True)
+class BenchmarkPreset:
+    """One named test set.
+
+    ``hq``/``lq`` are folders relative to the data root. Synthetic presets have no ``lq`` and
+    a ``degradation`` spec applied deterministically per image instead. ``match`` pairs file names
+    (``pair_keys``: "stem", "prefix", "suffix:LQ,HQ"); ``captions`` is a COCO-style JSON relative to
+    the root whose captions go with the ``hq`` images. ``degradation_prompt``: each sample's prompt is
+    the one its degradation wrote (SPIRE's restoration prompt, "Deblur with sigma 1.5; Dejpeg with
+    quality 40;"), not an instruction of the task. ``metrics`` are the paper's columns for this set
+    (``--metrics.learned`` takes the learned ones).
+    """
+
+    name: str
+    task: str
+    hq: str
+    protocol: MetricProtocol
+    lq: str | None = None
+    degradation: Any = None
+    match: str = "stem"
+    paper: str = ""
+    captions: str | None = None
+    degradation_prompt: bool = False
+    metrics: tuple[str, ...] = ()
+
+    def layout(self, root: str | Path = "<root>") -> str:
+        """The folders this preset expects, for error messages and ``restorezoo data check``."""
+        base = Path(root)
+        parts = [f"{base / self.lq} (LQ)"] if self.lq else []
+        parts.append(f"{base / self.hq} ({'clean, degraded on the fly' if self.lq is None else 'HQ'})")
+        if self.captions:
+            parts.append(f"{base / self.captions} (captions)")
+        return " + ".join(parts)
+
+
+def _noise(name: str, folder: str, sigma: int) -> BenchmarkPreset:
+    return BenchmarkPreset(
+        name=f"{name}_sigma{sigma}",
+        task="noise",
+        hq=folder,
+        protocol=INSTRUCTIR_RGB,
+        degradation={"name": "noise", "sigmas": [sigma]},
+        paper="InstructIR Tab. 2 (σ on the 0-255 scale)",
+    )
+
+
+PRESETS: dict[str, BenchmarkPreset] = {
+    preset.name: preset
+    for preset in (
+        *(_noise("cbsd68", "CBSD68/original_png", s) for s in (15, 25, 50)),
+        *(_noise("urban100", "Urban100/HR", s) for s in (15, 25, 50)),
+        *(_noise("kodak24", "Kodak24", s) for s in (15, 25, 50)),
+        BenchmarkPreset("rain100l", "rain", "Rain100L/target", DERAIN_Y, lq="Rain100L/input", paper="InstructIR 3D/5D"),
+        BenchmarkPreset("rain100h", "rain", "Rain100H/target", DERAIN_Y, lq="Rain100H/input"),
+        BenchmarkPreset(
+            "sots_outdoor", "haze", "SOTS/outdoor/gt", INSTRUCTIR_RGB, lq="SOTS/outdoor/hazy", match="prefix"
+        ),
+        BenchmarkPreset("gopro", "blur", "GoPro/test/target", INSTRUCTIR_RGB, lq="GoPro/test/input"),
+        BenchmarkPreset("lol", "lowlight", "LOL/eval15/high", INSTRUCTIR_RGB, lq="LOL/eval15/low"),
+        BenchmarkPreset("mit5k", "enhancement", "MIT5K/test/target", INSTRUCTIR_RGB, lq="MIT5K/test/input"),
+        BenchmarkPreset(
+            "live1_q10",
+            "jpeg",
+            "LIVE1",
+            JPEG_Y,
+            degradation={"name": "jpeg", "quality": [10, 10]},
+            paper="Diff-Restorer JPEG q10; JPEG papers score LIVE1 on Y",
+        ),
+        BenchmarkPreset(
+            "raindrop_a",
+            "raindrop",
+            "RainDrop/test_a/gt",
+            DACLIP_RGB,
+            lq="RainDrop/test_a/data",
+            match="suffix:_rain,_clean",
+            paper="DA-CLIP Tab. 3 raindrop (Qian et al. test_a, 58 pairs)",
+        ),
+        BenchmarkPreset(
+            "snow100k_l",
+            "snow",
+            "Snow100K/test/Snow100K-L/gt",
+            DACLIP_RGB,
+            lq="Snow100K/test/Snow100K-L/synthetic",
+            paper="DA-CLIP Tab. 3 snow (Snow100K-L)",
+        ),
+        BenchmarkPreset(
+            "srd",
+            "shadow",
+            "SRD/test/shadow_free",
+            DACLIP_RGB,
+            lq="SRD/test/shadow",
+            match="suffix:,_free",
+            paper="DA-CLIP Tab. 3 shadow removal (SRD test, 408 pairs)",
+        ),
+        BenchmarkPreset(
+            "reside6k",
+            "haze",
+            "RESIDE-6K/test/GT",
+            DACLIP_RGB,
+            lq="RESIDE-6K/test/hazy",
+            paper="DA-CLIP Tab. 3 dehazing (RESIDE-6k test, 1000 pairs)",
+        ),
+        BenchmarkPreset(
+            "div2k_val_x4",
+            "sr",
+            "DIV2K/DIV2K_valid_HR",
+            SR_Y,
+            degradation={"name": "sr", "scales": [4]},
+            paper="InstructIR 6D SR (bicubic ×4 down-up, restored at input size); SR papers: Y, crop 4",
+        ),
+        BenchmarkPreset(
+            "coco_val",
+            MIXED,
+            "COCO/val2017",
+            CAPTIONED_RGB,
+            degradation={"name": "parameterized"},
+            captions="COCO/annotations/captions_val2017.json",
+            paper="SPIRE Tab. 1 (MS-COCO val with captions, parameterized degradation and its restoration "
+            "prompts; the paper uses 3000 images: max_images=3000)",
+            degradation_prompt=True,
+            metrics=("psnr", "ssim", "lpips", "fid", "clip_i", "clip_t"),
+        ),
+        *(
+            BenchmarkPreset(
+                f"cbsd68_{mixture.replace('+', '_')}",
+                MIXED,
+                "CBSD68/original_png",
+                INSTRUCTIR_RGB,
+                degradation=mixture,
+                paper=f"Diff-Restorer mixed test set {mixture} (its levels; the clean set is restorezoo's choice)",
+            )
+            for mixture in ("noise+blur", "snow+noise", "raindrop+noise+blur", "jpeg+noise+blur")
+        ),
+    )
+}
+
+DIFFRESTORER_BENCHMARKS: tuple[str, ...] = (
+    "cbsd68_sigma50",
+    "lol",
+    "sots_outdoor",
+    "rain100h",
+    "raindrop_a",
+    "snow100k_l",
+    "gopro",
+    "live1_q10",
+    "cbsd68_noise_blur",
+    "cbsd68_snow_noise",
+    "cbsd68_raindrop_noise_blur",
+    "cbsd68_jpeg_noise_blur",
+)
+"""Diff-Restorer's eight single-degradation test sets (noise σ 50, low-light, haze, rain, raindrop, snow,
+blur, JPEG q 10; public sets standing in where the paper's own are not distributed) and its four mixtures."""
