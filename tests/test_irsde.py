@@ -258,3 +258,84 @@ def test_a_released_file_of_another_size_is_one_clear_line(tmp_path: Path):
     with pytest.raises(CheckpointError, match="does not fit ConditionalUNet: .*shape mismatches") as error:
         IRSDE.from_official(path, nf=16, ch_mult=(1, 2), progress=False)
     assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------- the release's numbers
+# Reference values computed by running the release (Algolzw/daclip-uir, universal-image-restoration/
+# utils/sde_utils.py, IRSDE(max_sigma=50, T=100, eps=0.005)); benchmarks/parity_official.py recomputes
+# them against a checkout. Before the fix the cosine θ was DDPM's per-step β (θ̄ off by up to 44).
+RELEASE_TABLES = {
+    # schedule: (θ_0, θ_1, θ_50, θ_100), (θ̄_1, θ̄_50, θ̄_100), (σ̄_1, σ̄_50, σ̄_100), dt
+    "cosine": ((0.0006142854690551758, 0.0016945600509643555, 0.506156325340271, 0.9997665882110596),
+               (0.0016945600509643555, 9.792815208435059, 50.89944839477539),
+               (0.003682623850181699, 0.1828695684671402, 0.19607597589492798), 0.10409380495548248),
+    "linear": ((0.0009900990407913923, 0.00296039623208344, 0.09950494021177292, 0.19801980257034302),
+               (0.00296039623208344, 2.561633825302124, 10.049010276794434),
+               (0.010946808382868767, 0.18938346207141876, 0.19607597589492798), 0.5272476673126221),
+    "constant": ((1.0, 1.0, 1.0, 1.0), (1.0, 50.0, 100.0),
+                 (0.06217421218752861, 0.195587620139122, 0.19607597589492798), 0.05298317223787308),
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(RELEASE_TABLES))
+def test_the_sde_tables_are_the_releases(schedule: str):
+    thetas, theta_bars, sigma_bars, dt = RELEASE_TABLES[schedule]
+    sde = MeanRevertingSDE(T=100, max_sigma=50, eps=0.005, schedule=schedule)  # 50 → 50/255, as the release
+    assert [float(sde.thetas[i]) for i in (0, 1, 50, 100)] == pytest.approx(thetas, rel=1e-6)
+    assert [float(sde.theta_bars[i]) for i in (1, 50, 100)] == pytest.approx(theta_bars, rel=1e-6)
+    assert [float(sde.sigma_bars[i]) for i in (1, 50, 100)] == pytest.approx(sigma_bars, rel=1e-6)
+    assert sde.dt == pytest.approx(dt, rel=1e-6)
+
+
+# The release's reverse_posterior / reverse_sde with a fixed stand-in network
+# tanh(3(x − μ))·(0.5 + t/200), μ = torch.rand(1, 3, 4, 4) after manual_seed(0), and
+# torch.manual_seed(7) before noise_state: (T, sample_T, sampler) → (sum, first four outputs).
+RELEASE_CHAINS = {
+    (20, 20, "posterior"): (-137.91127014160156, (-19.992250442504883, 9.599945068359375, 24.80583381652832, -49.63804626464844)),
+    (20, 20, "euler"): (42.5289421081543, (1.9855531454086304, -0.8237316012382507, -0.16564135253429413, 1.3204869031906128)),
+    (20, 5, "posterior"): (-100.75691986083984, (-18.578588485717773, 7.007853984832764, 21.318281173706055, -38.79429626464844)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RELEASE_CHAINS))
+def test_the_chains_are_the_releases_with_the_same_draws(case: tuple[int, int, str]):
+    T, steps, sampler = case
+    total, first = RELEASE_CHAINS[case]
+    mu = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+
+    def network(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(3 * (x - mu)) * (0.5 + t.view(-1, 1, 1, 1) / 200)
+
+    sde = MeanRevertingSDE(T=T, max_sigma=50 / 255)
+    generator = torch.Generator().manual_seed(7)  # the same draws as the release's global RNG
+    out = sde.sample(network, sde.noise_state(mu, generator), mu, steps=steps, sampler=sampler,
+                     generator=generator, progress=False)
+    assert float(out.sum()) == pytest.approx(total, rel=1e-5)
+    assert [float(v) for v in out.flatten()[:4]] == pytest.approx(first, rel=1e-5, abs=1e-5)
+
+
+def test_the_restorer_is_conditioned_on_raw_daclip_features():
+    model = IRSDE(nf=8, ch_mult=(1, 2), T=10, daclip="tiny", progress=False)
+    lq = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    degradation, content = model.conditioning(lq)
+    raw_content, raw_degradation = model.daclip.encode_pixels(model.daclip.preprocess(lq))
+    torch.testing.assert_close(content, raw_content)
+    torch.testing.assert_close(degradation, raw_degradation)
+    assert not torch.allclose(content.norm(dim=-1), torch.ones(2), atol=1e-3)  # not L2-normalised
+
+
+def test_x0_parameterization_gives_the_release_score_fn_():
+    sde = MeanRevertingSDE(T=100)
+    hq, lq = _pair()
+    x_t, noise = sde.forward_state(hq, lq, 40)
+    # with the true x0 the score is the true −noise/σ̄_t, whichever parameterization produced it
+    torch.testing.assert_close(sde.score(hq, x_t, lq, 40, "x0"), sde.score(noise, x_t, lq, 40, "noise"), atol=1e-3, rtol=1e-4)
+
+
+def test_ema_warmup_follows_ema_pytorch():
+    from restorezoo.models.base import ema_decay_at
+
+    assert [ema_decay_at(c, 0.995, warmup=True) for c in (0, 100)] == [0.0, 0.0]  # copies first
+    assert ema_decay_at(101, 0.995, warmup=True) == pytest.approx(1 - 2 ** (-2 / 3))
+    assert ema_decay_at(10_000, 0.995, warmup=True) == 0.995
+    assert ema_decay_at(0, 0.99) == 0.99

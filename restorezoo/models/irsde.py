@@ -781,12 +781,26 @@ class IRSDE(DACLIPConditioned, RestorationModule):
 
     # ------------------------------------------------------------------ RestorationModule API
     def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The paper's ML objective: L1 between the score-based reverse step and the optimal x*_{t−1}."""
+        """The paper's ML objective on a batch, t ~ U{1..T} and the noise drawn per sample (``matching_loss``)."""
         hq, lq = batch["hq"].float(), batch["lq"].float()
         degradation, content = self.conditioning(lq)
         generators = sample_generators(batch, hq.device)  # per-sample: DDP and resumes see the same draws
         t = per_sample_randint(1, self.sde.T + 1, hq.shape[0], generators, hq.device)
-        x_t, true_noise = self.sde.forward_state(hq, lq, t, per_sample_randn(hq.shape, generators, hq.device, hq.dtype))
+        noise = per_sample_randn(hq.shape, generators, hq.device, hq.dtype)
+        return self.matching_loss(hq, lq, t, noise, degradation, content)
+
+    def matching_loss(
+        self,
+        hq: Tensor,
+        lq: Tensor,
+        t: Tensor,
+        noise: Tensor,
+        degradation: Tensor | None = None,
+        content: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """L1 between the score-based reverse step and the optimal x*_{t−1} (the release's ``MatchingLoss``,
+        l1, unweighted) at given times ``t`` (B) and standard-normal ``noise``, plus the optional noise MSE."""
+        x_t, true_noise = self.sde.forward_state(hq, lq, t, noise)
         output = self.unet(x_t, lq, t, degradation, content).float()
         score = self.sde.score(output, x_t, lq, t, self.parameterization)
         predicted = self.sde.reverse_step_mean(x_t, score, lq, t)
@@ -795,8 +809,11 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         logs = {"l1": l1.detach()}
         if self.noise_loss_weight <= 0:
             return l1, logs
-        noise = output if self.parameterization == "noise" else (x_t - self.sde.marginal_mean(output, lq, t)) / self.sde.marginal_std(t, x_t)
-        noise_mse = F.mse_loss(noise, true_noise)
+        if self.parameterization == "noise":
+            predicted_noise = output
+        else:
+            predicted_noise = (x_t - self.sde.marginal_mean(output, lq, t)) / self.sde.marginal_std(t, x_t)
+        noise_mse = F.mse_loss(predicted_noise, true_noise)
         logs["noise_mse"] = noise_mse.detach()
         return l1 + self.noise_loss_weight * noise_mse, logs
 
