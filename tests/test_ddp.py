@@ -55,10 +55,14 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "model": {"class_path": "SPIRE", "init_args": {
             "pretrained": "tiny", "scheduler": "ddim", "steps": 2, "seed": 0, "progress": False, "ema_decay": 0.9,
             "lr": 1.0e-3}},
-        # Parameterized degradations only: Real-ESRGAN draws one resize per (per-rank) batch, as BasicSR
-        "train": {"class_path": "SpireMix", "init_args": {"p_realesrgan": 0.0, "source": {
+        # Parameterized degradations only: Real-ESRGAN draws one resize per (per-rank) batch, as BasicSR.
+        # draws: sample keeps every other Real-ESRGAN draw per sample (BasicSR's default draws the noise
+        # kind, blur coin and final order per batch, which a per-rank batch of 2 cannot equal a batch of 4 in).
+        "train": {"class_path": "SpireMix", "init_args": {"p_realesrgan": 0.0, "options": {"draws": "sample"},
+            "source": {
             "class_path": "Sample", "init_args": {"split": "train", "tasks": ["clean"], "caption": "a photo"}}}},
-        "test": {"class_path": "SpireMix", "init_args": {"p_realesrgan": 0.0, "source": {
+        "test": {"class_path": "SpireMix", "init_args": {"p_realesrgan": 0.0, "options": {"draws": "sample"},
+            "source": {
             "class_path": "Sample", "init_args": {"split": "test", "tasks": ["clean"], "max_side": 64,
                                                   "caption": "a photo"}}}},
         "patch_size": 32,

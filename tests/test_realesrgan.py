@@ -18,6 +18,7 @@ from restorezoo.data.degrade import (
     bivariate_kernel,
     gaussian_kernel,
     generalized_gaussian_kernel,
+    ops,
     plateau_kernel,
     random_mixed_kernel,
     sinc_kernel,
@@ -270,3 +271,101 @@ def test_validation_batches_are_degraded_the_same_every_epoch():
         results.append(dm.on_after_batch_transfer(batch, 0)["lq"])
     assert not torch.equal(results[0], batch["hq"])
     assert torch.equal(results[0], results[1])
+
+
+# ------------------------------------------------------------------------------------------ BasicSR's way
+
+
+def test_diff_jpeg_equals_basicsrs_diffjpeg_pinned():
+    """Values of BasicSR's DiffJPEG(differentiable=False) (XPixelGroup/BasicSR 8d56e3a) on this input: a
+    size that is no multiple of 16 (zero padding) and fractional qualities (no rounding of the tables)."""
+    g = torch.Generator().manual_seed(7)
+    coarse = torch.rand(2, 3, 5, 6, generator=g)
+    x = torch.nn.functional.interpolate(coarse, size=(20, 24), mode="bicubic", align_corners=False).clamp(0, 1)
+    out = ops.diff_jpeg(x, torch.tensor([37.5, 81.0]))
+    assert out.mean(dim=(1, 2, 3)).tolist() == pytest.approx([0.5223866105079651, 0.44643041491508484], abs=1e-6)
+    points = [(0, 0, 0, 0), (0, 1, 19, 23), (1, 2, 7, 8), (1, 0, 12, 17), (0, 2, 16, 3)]
+    assert [float(out[p]) for p in points] == pytest.approx(
+        [0.4711904, 0.6781023, 0.9867203, 0.7015631, 0.4020663], abs=1e-6
+    )
+    assert (ops.jpeg(x, torch.tensor([37.5, 81.0])) - out).abs().max() > 0.05  # the real-encoder op differs
+
+
+def test_plateau_beta_is_one_half_the_time_as_basicsr_draws_it():
+    def betas(draw: str) -> list[float]:
+        g = torch.Generator().manual_seed(0)
+        return [
+            random_mixed_kernel(g, ("plateau_iso",), (1.0,), sinc_prob=0.0, betap_range=(1.0, 2.0), beta_draw=draw)[1][
+                "beta"
+            ]
+            for _ in range(400)
+        ]
+
+    basicsr = betas("basicsr")
+    assert 0.4 < sum(b == 1.0 for b in basicsr) / len(basicsr) < 0.6  # U(1, 1) on heads
+    assert all(1.0 <= b <= 2.0 for b in basicsr)
+    assert not any(b == 1.0 for b in betas("range"))
+
+
+def _batch(n: int = 12) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.nn.functional.interpolate(torch.rand(n, 3, 12, 12, generator=g), size=(96, 96), mode="bilinear")
+
+
+@pytest.mark.parametrize("draws", ["batch", "sample"])
+def test_noise_kind_blur_coin_and_final_order_per_batch_or_per_sample(draws):
+    pipeline = RealESRGAN(RealESRGANOptions(draws=draws))
+    mixed = False
+    for seed in range(3):
+        _, params = _degrade(_batch(), seed, pipeline)
+        values = {
+            "noise1": {p["noise1"]["kind"] for p in params},
+            "noise2": {p["noise2"]["kind"] for p in params},
+            "blur2": {p["blur2"] for p in params},
+            "final_order": {p["final_order"] for p in params},
+        }
+        mixed |= any(len(v) > 1 for v in values.values())
+    assert mixed == (draws == "sample")
+
+
+def test_shared_grey_gaussian_field_in_batch_mode():
+    from restorezoo.data.degrade.realesrgan import _Draw, _gaussian_noise
+
+    x = torch.zeros(3, 3, 8, 8)
+    gray = torch.tensor([True, False, True]).view(3, 1, 1, 1)
+    sigma = torch.tensor([10.0, 10.0, 20.0])
+    noise = _gaussian_noise(x, sigma, gray, _Draw(torch.Generator().manual_seed(0), x.device), shared_gray=True)
+    assert torch.allclose(noise[2], 2 * noise[0])  # one field, scaled by each row's sigma
+    assert torch.equal(noise[0, 0], noise[0, 2]) and not torch.equal(noise[1, 0], noise[1, 2])
+    per_sample = _gaussian_noise(x, sigma, gray, _Draw(torch.Generator().manual_seed(0), x.device), False)
+    assert not torch.allclose(per_sample[2], 2 * per_sample[0])
+
+
+def test_stage2_resizes_relative_to_the_lq_size_at_x4(monkeypatch):
+    seen: list[tuple[int, int]] = []
+    noise = RealESRGAN._noise
+
+    def record(x, *args, **kwargs):
+        seen.append(tuple(x.shape[-2:]))
+        return noise(x, *args, **kwargs)
+
+    monkeypatch.setattr(RealESRGAN, "_noise", staticmethod(record))
+    for size_mode, base in (("lq", 32), ("hq", 128)):
+        seen.clear()
+        hq = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+        _, params = _degrade(hq, 2, RealESRGAN(RealESRGANOptions(stage2_size=size_mode), scale=4))
+        s2 = params[0]["resize2"]["scale"]
+        assert abs(seen[1][0] - base * s2) <= 1, (size_mode, seen, s2)
+
+
+def test_the_lq_degrades_the_usm_sharpened_hq(astronaut):
+    hq = astronaut[None].repeat(2, 1, 1, 1)
+    sharpened, _ = _degrade(hq, 8, RealESRGAN(RealESRGANOptions(degrade_usm=True)))
+    plain_of_usm, _ = _degrade(usm_sharpen(hq), 8, RealESRGAN(RealESRGANOptions(degrade_usm=False)))
+    plain, _ = _degrade(hq, 8, RealESRGAN(RealESRGANOptions(degrade_usm=False)))
+    assert torch.equal(sharpened, plain_of_usm) and not torch.equal(sharpened, plain)
+
+
+def test_a_misspelt_option_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"RealESRGANOptions\.draws must be one of"):
+        RealESRGANOptions(draws="per_sample")

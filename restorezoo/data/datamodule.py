@@ -334,15 +334,16 @@ class RestorationDataModule(L.LightningDataModule):
         device = hq.device
         generator = torch.Generator(device=device).manual_seed(seed)
         index = torch.tensor(rows, device=device)
-        target = hq[index]
+        source = hq[index]
+        # The pipeline degrades the plain HQ (sharpening it itself when its options say so, as BasicSR);
+        # usm_target only decides whether the target the loss sees is the sharpened one.
+        lq, params = pipeline.apply(source, kernels, generator)
         if getattr(pipeline, "usm_target", False):
             from restorezoo.data.degrade.kernels import usm_sharpen
 
-            target = usm_sharpen(target)
             hq = hq.clone()
-            hq[index] = target.to(hq.dtype)
+            hq[index] = usm_sharpen(source).to(hq.dtype)
             batch["hq"] = hq
-        lq, params = pipeline.apply(target, kernels, generator)
         if lq.shape[-2:] == batch["lq"].shape[-2:]:
             batch["lq"] = batch["lq"].clone()
             batch["lq"][index] = lq.to(batch["lq"].dtype)

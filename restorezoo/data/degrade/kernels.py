@@ -169,10 +169,15 @@ def _odd_size(kernel_range: Sequence[int], generator: torch.Generator | None) ->
     return sizes[int(torch.randint(len(sizes), (), generator=generator))]
 
 
-def _beta(bounds: Sequence[float], generator: torch.Generator | None) -> float:
-    """Half the draws below 1 and half above (when the range straddles 1), as Real-ESRGAN samples β."""
+def _beta(bounds: Sequence[float], generator: torch.Generator | None, draw: str = "basicsr") -> float:
+    """Half the draws from ``U(lo, 1)`` and half from ``U(1, hi)``, as Real-ESRGAN samples β.
+
+    ``draw="basicsr"`` tosses that coin whatever the range, as BasicSR does: for plateau [1, 2] half the
+    draws are ``U(1, 1)``, i.e. β = 1 exactly. ``draw="range"`` tosses it only when the range
+    straddles 1 and draws uniformly over the range otherwise.
+    """
     lo, hi = float(bounds[0]), float(bounds[1])
-    if lo < 1 < hi:
+    if draw == "basicsr" or lo < 1 < hi:
         return _u(lo, 1.0, generator) if torch.rand((), generator=generator) < 0.5 else _u(1.0, hi, generator)
     return _u(lo, hi, generator)
 
@@ -189,12 +194,13 @@ def random_mixed_kernel(
     sinc_cutoff_small: Sequence[float] = (math.pi / 3, math.pi),
     sinc_cutoff_large: Sequence[float] = (math.pi / 5, math.pi),
     pad_to: int = KERNEL_SIZE,
+    beta_draw: str = "basicsr",
 ) -> tuple[Tensor, dict[str, Any]]:
     """Draw one blur kernel as a Real-ESRGAN stage does: size, then sinc (p ``sinc_prob``) or a family.
 
     Returns the ``pad_to``×``pad_to`` kernel and a JSON-serialisable description of it. Sinc
     cutoffs come from ``sinc_cutoff_small`` for sizes below 13, else ``sinc_cutoff_large`` (a
-    larger kernel can resolve a lower cutoff).
+    larger kernel can resolve a lower cutoff). ``beta_draw`` is how β is drawn (see :func:`_beta`).
     """
     size = _odd_size(kernel_range, generator)
     info: dict[str, Any] = {"size": size}
@@ -213,10 +219,10 @@ def random_mixed_kernel(
         sigma_y, theta = sigma_x, 0.0
     beta = 1.0
     if family.startswith("generalized"):
-        beta = _beta(betag_range, generator)
+        beta = _beta(betag_range, generator, beta_draw)
         kind = "generalized"
     elif family.startswith("plateau"):
-        beta = _beta(betap_range, generator)
+        beta = _beta(betap_range, generator, beta_draw)
         kind = "plateau"
     elif family in ("iso", "aniso"):
         kind = "gaussian"

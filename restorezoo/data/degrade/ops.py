@@ -24,6 +24,7 @@ __all__ = [
     "ParamLike",
     "add_gaussian_noise",
     "bicubic_down_up",
+    "diff_jpeg",
     "gaussian_blur",
     "gaussian_kernels",
     "haze",
@@ -341,6 +342,52 @@ def jpeg(x: Tensor, quality: ParamLike) -> Tensor:
     out = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], dim=1)
     out = out.round().clamp(0, 255)[:, :, :h, :w] / 255
     return _finish(out, x)
+
+
+def _diffjpeg_factor(quality: Tensor) -> Tensor:
+    """IJG's quality scaling on continuous qualities, as a factor of the base table (no rounding, no clamp)."""
+    q = quality.float()
+    return torch.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q) / 100.0
+
+
+def _diffjpeg_plane(plane: Tensor, table: Tensor, dct: Tensor) -> Tensor:
+    """Block-DCT, quantise with ``table`` (B×8×8), dequantise and invert one B×H×W plane; no pixel rounding."""
+    b, h, w = plane.shape
+    blocks = (plane - 128).reshape(b, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)
+    q = table.view(b, 1, 1, 8, 8)
+    coef = torch.round((dct @ blocks @ dct.T) / q) * q
+    out = dct.T @ coef @ dct + 128
+    return out.permute(0, 1, 3, 2, 4).reshape(b, h, w)
+
+
+def diff_jpeg(x: Tensor, quality: ParamLike) -> Tensor:
+    """JPEG as BasicSR's ``DiffJPEG(differentiable=False)`` computes it (Real-ESRGAN's training JPEG).
+
+    It differs from a real encoder (:func:`jpeg`) on purpose-free details that nevertheless shape the
+    artefacts a model learns: the Annex K tables are used transposed, scaled by the continuous quality
+    factor (no rounding to integers, no 1..255 clamp); nothing is rounded to 8 bits (input, YCbCr or
+    output); the input is zero-padded (not replicated) to 16-pixel multiples; chroma is 2×2 averaged
+    and upsampled by nearest-neighbour repetition. Per-sample ``quality`` may be fractional.
+    """
+    _check(x, channels=3)
+    b, _, h, w = x.shape
+    factor = _diffjpeg_factor(_per_sample(quality, b, x.device, "quality")).view(b, 1, 1)
+    dct = _dct_matrix(x.device)
+    luma_t = torch.tensor(_LUMA_TABLE, dtype=torch.float32, device=x.device).T
+    chroma_t = torch.tensor(_CHROMA_TABLE, dtype=torch.float32, device=x.device).T
+    img = F.pad(x.float() * 255, (0, (-w) % 16, 0, (-h) % 16), mode="constant", value=0.0)
+    r, g, bl = img.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * bl
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * bl + 128
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * bl + 128
+    chroma = F.avg_pool2d(torch.stack([cb, cr], 1), 2)
+    y = _diffjpeg_plane(y, luma_t * factor, dct)
+    cb = _diffjpeg_plane(chroma[:, 0], chroma_t * factor, dct)
+    cr = _diffjpeg_plane(chroma[:, 1], chroma_t * factor, dct)
+    cb = cb.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2) - 128
+    cr = cr.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2) - 128
+    rgb = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], dim=1)
+    return _finish(rgb.clamp(0, 255)[:, :, :h, :w] / 255, x)
 
 
 def bicubic_down_up(x: Tensor, scale: ParamLike) -> Tensor:

@@ -7,10 +7,15 @@ accelerator: the DataLoader workers draw the blur kernels (:meth:`RealESRGAN.sam
 one sample), and :meth:`RealESRGAN.apply` runs the rest on the whole batch where it lives, drawing
 its own random numbers from a ``torch.Generator``.
 
-Per-sample vs per-batch: kernels, noise kind/level/colour, JPEG qualities, the second-blur coin,
-the final order and the final-sinc coin are drawn per sample. The two random resizes and the
-final resize use one direction, scale and mode per batch (as BasicSR), because a batch must keep
-one size between the steps.
+By default every step is BasicSR's (``RealESRGANModel.feed_data``, checked by
+``benchmarks/parity_basicsr.py``): the LQ degrades the USM-sharpened HQ, stage 1 resizes with
+``scale_factor``, stage 2 resizes relative to the LQ size (``h/scale·s``), JPEG is DiffJPEG's, the
+plateau β is drawn as BasicSR draws it, and the noise kind, second-blur coin, final order and the grey
+Gaussian field are drawn once per batch. restorezoo's former choices stay available as options
+(:class:`RealESRGANOptions`): ``draws="sample"`` (a sample's degradation independent of its
+batch-mates: what DDP equality needs), ``jpeg="libjpeg"``, ``resize1="size"``, ``stage2_size="hq"``,
+``beta_draw="range"``, ``degrade_usm=False``. The random resizes use one direction, scale and mode per
+batch in every mode, because a batch must keep one size between the steps.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from restorezoo.data.degrade.kernels import (
     pulse_kernel,
     random_mixed_kernel,
     sinc_kernel,
+    usm_sharpen,
 )
 
-__all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions"]
+__all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions", "random_resize_step"]
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
@@ -86,6 +92,37 @@ class RealESRGANOptions:
     sinc_cutoff_large: tuple[float, float] = (math.pi / 5, math.pi)  # stage kernels of size >= 13
     final_sinc_cutoff: tuple[float, float] = (math.pi / 3, math.pi)
     resize_modes: tuple[str, ...] = RESIZE_MODES
+    # how each step is done: BasicSR's way by default, restorezoo's former choices as named options
+    draws: str = "batch"
+    """"batch" (BasicSR): noise kind, second-blur coin, final order and the grey Gaussian field once per
+    batch; "sample": all of them per sample, so a sample's LQ does not depend on its batch-mates."""
+    jpeg: str = "diffjpeg"
+    """"diffjpeg" (BasicSR's DiffJPEG, :func:`~restorezoo.data.degrade.ops.diff_jpeg`) or "libjpeg"
+    (a real baseline encoder, Pillow-close: :func:`~restorezoo.data.degrade.ops.jpeg`)."""
+    resize1: str = "scale_factor"
+    """Stage-1 resize: "scale_factor" (BasicSR's ``interpolate(scale_factor=s)``, sampling grid of s) or
+    "size" (``interpolate(size=int(h·s))``, grid of the rounded size ratio)."""
+    stage2_size: str = "lq"
+    """Stage-2 resize target: "lq" (BasicSR: ``int(h/scale·s2)``) or "hq" (``int(h·s2)``; same at scale 1)."""
+    beta_draw: str = "basicsr"
+    """Shape β of the generalized/plateau kernels: "basicsr" (a fair coin between ``U(lo, 1)`` and
+    ``U(1, hi)`` whatever the range, so plateau [1, 2] gives β = 1 half the time) or "range"
+    (the coin only when the range straddles 1, else uniform over it)."""
+    degrade_usm: bool = True
+    """Degrade the USM-sharpened HQ (BasicSR) or the plain HQ (False). The target is a separate choice
+    (``usm_target`` of :class:`RealESRGAN`)."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "draws": ("batch", "sample"),
+            "jpeg": ("diffjpeg", "libjpeg"),
+            "resize1": ("scale_factor", "size"),
+            "stage2_size": ("lq", "hq"),
+            "beta_draw": ("basicsr", "range"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"RealESRGANOptions.{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
 class RealESRGAN:
@@ -117,8 +154,10 @@ class RealESRGAN:
     def sample_kernels(self, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Draw one sample's kernels (21×21, CPU): stage-1 blur, stage-2 blur, final sinc.
 
-        A skipped stage gets the pulse (identity) kernel. ``*_meta`` entries describe each kernel
-        as a small float vector so that the parameters survive ``collate`` and reach :meth:`apply`.
+        ``use_blur2`` is the sample's second-blur coin (used with ``draws="sample"``; BasicSR tosses one
+        per batch in :meth:`apply`); a skipped final sinc is the pulse (identity) kernel, as BasicSR's
+        dataset gives it. ``*_meta`` entries describe each kernel as a small float vector so that the
+        parameters survive ``collate`` and reach :meth:`apply`.
         """
         o = self.options
         k1, info1 = random_mixed_kernel(
@@ -132,6 +171,7 @@ class RealESRGAN:
             o.sinc_prob,
             o.sinc_cutoff_small,
             o.sinc_cutoff_large,
+            beta_draw=o.beta_draw,
         )
         k2, info2 = random_mixed_kernel(
             generator,
@@ -144,10 +184,9 @@ class RealESRGAN:
             o.sinc_prob2,
             o.sinc_cutoff_small,
             o.sinc_cutoff_large,
+            beta_draw=o.beta_draw,
         )
         use_blur2 = bool(torch.rand((), generator=generator) < o.second_blur_prob)
-        if not use_blur2:
-            k2, info2 = pulse_kernel(), {"family": "pulse"}
         use_sinc = bool(torch.rand((), generator=generator) < o.final_sinc_prob)
         if use_sinc:
             sizes = list(range(o.kernel_range[0] | 1, o.kernel_range[1] + 1, 2))
@@ -190,29 +229,43 @@ class RealESRGAN:
     ) -> tuple[Tensor, list[dict[str, Any]]]:
         """Degrade a B×3×H×W batch in [0, 1] on its own device; returns the LQ (on the /255 grid) and params.
 
+        ``hq`` is the plain HQ (it is USM-sharpened here first when ``options.degrade_usm``).
         ``kernels`` holds B-stacked entries of :meth:`sample_kernels`. Random numbers come from
         ``generator`` (drawn on its device, then moved), so a seed gives the same LQ every time.
         """
         ops._check(hq, channels=3)
         o = self.options
+        per_batch = o.draws == "batch"
         b, _, h, w = hq.shape
         dev = hq.device
         rng = _Draw(generator, dev)
         k1, k2, sinc = (kernels[k].to(dev, torch.float32) for k in ("kernel1", "kernel2", "sinc"))
+        if "use_blur2" in kernels:
+            blur2 = [bool(v) for v in kernels["use_blur2"].reshape(-1).tolist()]
+        else:
+            blur2 = [True] * b
+        if per_batch:  # BasicSR: one coin for the batch
+            blur2 = [bool(rng.uniform(1)[0] < o.second_blur_prob)] * b
         params: list[dict[str, Any]] = [{"task": self.task, "scale": self.scale} for _ in range(b)]
         for i in range(b):
             for key in ("kernel1", "kernel2", "sinc"):
                 meta = kernels.get(f"{key}_meta")
                 params[i][key] = kernel_info_from_meta(meta[i]) if meta is not None else {}
-            params[i]["blur2"] = bool(kernels["use_blur2"][i]) if "use_blur2" in kernels else True
+            params[i]["blur2"] = blur2[i]
+            if not blur2[i]:
+                params[i]["kernel2"] = {"family": "pulse"}
             params[i]["final_sinc"] = (
                 bool(kernels["use_final_sinc"][i]) if "use_final_sinc" in kernels else True
             )
 
+        src = hq.float()
+        if o.degrade_usm:
+            src = usm_sharpen(src)
         # ---- stage 1
-        out = ops._filter2d(hq.float(), k1)
+        out = ops._filter2d(src, k1)
         out = self._random_resize(
-            out, (h, w), o.resize_prob, o.resize_range, o.resize_modes, rng, params, "resize1"
+            out, (h, w), o.resize_prob, o.resize_range, o.resize_modes, rng, params, "resize1",
+            by_factor=o.resize1 == "scale_factor",
         )
         out = self._noise(
             out,
@@ -223,12 +276,19 @@ class RealESRGAN:
             rng,
             params,
             "noise1",
+            per_batch,
         )
         out = self._jpeg(out, o.jpeg_range, rng, params, "jpeg1")
-        # ---- stage 2 (a skipped blur is the pulse kernel)
-        out = ops._filter2d(out, k2)
+        # ---- stage 2 (a skipped blur is skipped, or the pulse kernel for some rows)
+        if all(blur2):
+            out = ops._filter2d(out, k2)
+        elif any(blur2):
+            pulse = pulse_kernel(k2.shape[-1]).to(dev)
+            rows = torch.tensor(blur2, device=dev).view(b, 1, 1)
+            out = ops._filter2d(out, torch.where(rows, k2, pulse))
+        base2 = (h, w) if o.stage2_size == "hq" else (h / self.scale, w / self.scale)
         out = self._random_resize(
-            out, (h, w), o.resize_prob2, o.resize_range2, o.resize_modes, rng, params, "resize2"
+            out, base2, o.resize_prob2, o.resize_range2, o.resize_modes, rng, params, "resize2"
         )
         out = self._noise(
             out,
@@ -239,11 +299,12 @@ class RealESRGAN:
             rng,
             params,
             "noise2",
+            per_batch,
         )
-        # ---- final: resize to target + sinc and JPEG, in a random order per sample
+        # ---- final: resize to target + sinc and JPEG, in a random order (per batch or per sample)
         size = (h // self.scale, w // self.scale)
+        sinc_first = rng.coins(b, o.final_order_prob, per_batch)
         mode = o.resize_modes[int(rng.randint(len(o.resize_modes), 1)[0])]
-        sinc_first = rng.uniform(b) < o.final_order_prob
         quality = rng.uniform(b) * (o.jpeg_range2[1] - o.jpeg_range2[0]) + o.jpeg_range2[0]
         result = torch.empty(b, out.shape[1], *size, device=dev)
         for first in (True, False):
@@ -253,30 +314,40 @@ class RealESRGAN:
             idx = torch.tensor(rows, device=dev)
             q = quality[rows].to(dev, torch.float32)
             if first:  # resize + sinc, then JPEG
-                done = ops.jpeg(ops._filter2d(_resize(out[idx], size, mode), sinc[idx]).clamp(0, 1), q)
+                done = self._compress(ops._filter2d(_resize(out[idx], size, mode), sinc[idx]).clamp(0, 1), q)
             else:  # JPEG, then resize + sinc
-                done = ops._filter2d(_resize(ops.jpeg(out[idx].clamp(0, 1), q), size, mode), sinc[idx])
+                done = ops._filter2d(_resize(self._compress(out[idx].clamp(0, 1), q), size, mode), sinc[idx])
             result[idx] = done
         for i in range(b):
             params[i]["final_order"] = "resize_sinc_jpeg" if bool(sinc_first[i]) else "jpeg_resize_sinc"
             params[i]["final_resize_mode"] = mode
             params[i]["jpeg2"] = round(float(quality[i]), 2)
-        lq = (result.clamp(0, 1) * 255).round() / 255
+        lq = (result * 255).round().clamp(0, 255) / 255
         return lq.to(hq.dtype), params
 
     # ------------------------------------------------------------------ steps
+    def _compress(self, x: Tensor, quality: Tensor) -> Tensor:
+        if self.options.jpeg == "diffjpeg":
+            return ops.diff_jpeg(x, quality)
+        return ops.jpeg(x, quality)
+
     @staticmethod
     def _random_resize(
         x: Tensor,
-        base: tuple[int, int],
+        base: tuple[float, float],
         prob: tuple[float, ...],
         bounds: tuple[float, float],
         modes: tuple[str, ...],
         rng: _Draw,
         params: list[dict[str, Any]],
         key: str,
+        by_factor: bool = False,
     ) -> Tensor:
-        """Resize to ``base·s`` (one direction, scale and mode per batch)."""
+        """Resize to ``int(base·s)`` (one direction, scale and mode per batch).
+
+        ``by_factor`` resizes with ``interpolate(scale_factor=s)`` instead (BasicSR's stage 1): the same
+        output size, but source pixels sampled on the grid of ``s`` rather than of the size ratio.
+        """
         weights = torch.tensor(prob, dtype=torch.float64)
         direction = ("up", "down", "keep")[int(torch.multinomial(weights, 1, generator=rng.cpu))]
         u = float(rng.uniform(1)[0])
@@ -287,10 +358,9 @@ class RealESRGAN:
         else:
             s = 1.0
         mode = modes[int(rng.randint(len(modes), 1)[0])]
-        size = (max(int(base[0] * s), 1), max(int(base[1] * s), 1))
         for p in params:
             p[key] = {"direction": direction, "scale": round(s, 4), "mode": mode}
-        return _resize(x, size, mode)
+        return random_resize_step(x, s, mode, None if by_factor else base)
 
     @staticmethod
     def _noise(
@@ -302,10 +372,16 @@ class RealESRGAN:
         rng: _Draw,
         params: list[dict[str, Any]],
         key: str,
+        per_batch: bool = False,
     ) -> Tensor:
-        """Gaussian (sigma on the 0-255 scale) or Poisson noise per sample, grey (one field) with p ``gray_prob``."""
+        """Gaussian (sigma on the 0-255 scale) or Poisson noise, grey (one field for all channels) with
+        p ``gray_prob`` per sample.
+
+        ``per_batch`` (BasicSR): one Gaussian-or-Poisson draw for the batch and one grey Gaussian field
+        shared by the batch's grey rows (each scaled by its own sigma); else both per sample.
+        """
         b = x.shape[0]
-        gaussian = rng.uniform(b) < gaussian_prob
+        gaussian = rng.coins(b, gaussian_prob, per_batch)
         gray = rng.uniform(b) < gray_prob
         u = rng.uniform(b)
         sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * u
@@ -316,9 +392,8 @@ class RealESRGAN:
         p_idx = [i for i in range(b) if not bool(gaussian[i])]
         if g_idx:
             idx = torch.tensor(g_idx, device=x.device)
-            field = rng.normal((len(g_idx), *x.shape[1:]))
-            field = torch.where(gray_dev[idx], field[:, :1].expand_as(field), field)
-            noise[idx] = field * (sigma[g_idx].to(x.device, torch.float32) / 255).view(-1, 1, 1, 1)
+            sig = sigma[g_idx].to(x.device, torch.float32)
+            noise[idx] = _gaussian_noise(x[idx], sig, gray_dev[idx], rng, per_batch)
         if p_idx:
             idx = torch.tensor(p_idx, device=x.device)
             noise[idx] = _poisson_noise(x[idx], gray_dev[idx], rng) * pscale[p_idx].to(
@@ -332,14 +407,13 @@ class RealESRGAN:
                 p[key] = {"kind": "poisson", "scale": round(float(pscale[i]), 3), "color": colour}
         return (x + noise).clamp(0, 1)
 
-    @staticmethod
     def _jpeg(
-        x: Tensor, bounds: tuple[float, float], rng: _Draw, params: list[dict[str, Any]], key: str
+        self, x: Tensor, bounds: tuple[float, float], rng: _Draw, params: list[dict[str, Any]], key: str
     ) -> Tensor:
         quality = rng.uniform(x.shape[0]) * (bounds[1] - bounds[0]) + bounds[0]
         for i, p in enumerate(params):
             p[key] = round(float(quality[i]), 2)
-        return ops.jpeg(x.clamp(0, 1), quality.to(x.device))
+        return self._compress(x.clamp(0, 1), quality.to(x.device, torch.float32))
 
     def to_config(self) -> dict[str, Any]:
         """The options as a plain dict (for logs and hyper-parameters)."""
@@ -369,6 +443,10 @@ class _Draw:
         """``n`` uniforms in [0, 1) on the CPU (they decide shapes and go into the params)."""
         return torch.rand(n, generator=self.generator, device=self.gen_device).cpu().double()
 
+    def coins(self, n: int, p: float, shared: bool) -> Tensor:
+        """``n`` booleans, each True with probability ``p``: one toss for all (``shared``) or one each."""
+        return (self.uniform(1) < p).expand(n) if shared else self.uniform(n) < p
+
     def randint(self, high: int, n: int) -> Tensor:
         return torch.randint(high, (n,), generator=self.generator, device=self.gen_device).cpu()
 
@@ -379,6 +457,23 @@ class _Draw:
         return torch.poisson(rate.to(self.gen_device), generator=self.generator).to(self.device)
 
 
+def random_resize_step(x: Tensor, scale: float, mode: str, base: tuple[float, float] | None = None) -> Tensor:
+    """One random-resize step of the pipeline once its scale and mode are drawn.
+
+    ``base=None`` is BasicSR's stage 1, ``interpolate(scale_factor=scale)``: output ``floor(h·scale)``,
+    source coordinates ``(i + 0.5)/scale − 0.5``. Otherwise the output is ``int(base·scale)`` and the
+    coordinates follow that size (``interpolate(size=...)``), as BasicSR's stage 2 does with base ``h/scale``.
+    """
+    if base is None:
+        if scale == 1.0:
+            return x
+        if mode == "area":
+            return F.interpolate(x, scale_factor=scale, mode="area")
+        return F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
+    size = (max(int(base[0] * scale), 1), max(int(base[1] * scale), 1))
+    return _resize(x, size, mode)
+
+
 def _resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -387,22 +482,52 @@ def _resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
 
 
-_LUMA = (0.299, 0.587, 0.114)
+_GRAY = (0.2989, 0.587, 0.114)
+"""torchvision's ``rgb_to_grayscale`` weights, which BasicSR's grey Poisson noise uses."""
+
+
+def _levels(q: Tensor) -> Tensor:
+    """Per sample, the number of distinct 8-bit values in ``q`` (0..255 levels) rounded up to a power of two."""
+    b = q.shape[0]
+    hist = torch.zeros(b, 256, device=q.device).scatter_(1, q.reshape(b, -1).long(), 1.0)
+    return torch.exp2(torch.ceil(torch.log2((hist > 0).sum(1).float().clamp_min(1)))).view(b, 1, 1, 1)
+
+
+def _gaussian_noise(x: Tensor, sigma: Tensor, gray: Tensor, rng: _Draw, shared_gray: bool) -> Tensor:
+    """Gaussian noise of per-row ``sigma`` (0-255 scale); grey rows (B×1×1×1 ``gray``) get one field on
+    every channel. ``shared_gray`` (BasicSR's ``generate_gaussian_noise_pt``): the grey rows share one
+    H×W field, drawn before the colour field; else each grey row uses its own colour field's first channel.
+    """
+    b = x.shape[0]
+    scale = (sigma / 255).view(b, 1, 1, 1)
+    if shared_gray:
+        shared = rng.normal(tuple(x.shape[2:])).view(1, 1, *x.shape[2:]) if bool(gray.any()) else None
+        field = rng.normal(tuple(x.shape))
+        if shared is not None:
+            field = torch.where(gray, shared.expand_as(field), field)
+    else:
+        field = rng.normal(tuple(x.shape))
+        field = torch.where(gray, field[:, :1].expand_as(field), field)
+    return field * scale
 
 
 def _poisson_noise(x: Tensor, gray: Tensor, rng: _Draw) -> Tensor:
-    """Zero-mean shot noise (before scaling): ``Poisson(x·L)/L − x`` with L the image's grey-level count.
+    """Zero-mean shot noise (before scaling) as BasicSR's ``generate_poisson_noise_pt``:
+    ``Poisson(x·L)/L − x`` on the image rounded to 8 bits, L its distinct-level count rounded up to a
+    power of two (a richly toned photo gets ~256 photon levels, a posterised one fewer).
 
-    L is the number of distinct 8-bit values in the sample rounded up to a power of two, so a
-    richly toned photo gets ~256 photon levels and a posterised one fewer (stronger relative noise).
-    Grey noise is computed once on the luma and added to all channels.
+    Grey rows take the noise of their grey image (torchvision's weights on the unrounded image, then
+    rounded; its own level count), the same on every channel.
     """
-    b = x.shape[0]
-    q = (x.clamp(0, 1) * 255).round()
-    hist = torch.zeros(b, 256, device=x.device).scatter_(1, q.view(b, -1).long(), 1.0)
-    levels = torch.exp2(torch.ceil(torch.log2(hist.sum(1).clamp_min(2)))).view(b, 1, 1, 1)
-    img = q / 255
-    luma = sum(c * img[:, i : i + 1] for i, c in enumerate(_LUMA)).clamp(0, 1)
-    gray_img = torch.where(gray, luma.expand_as(img), img)
-    noise = rng.poisson(gray_img * levels) / levels - gray_img
-    return torch.where(gray, noise[:, :1].expand_as(noise), noise)
+    gnoise = None
+    if bool(gray.any()):  # drawn first, as BasicSR does
+        lum = sum(c * x[:, i : i + 1] for i, c in enumerate(_GRAY))
+        gq = (lum * 255).round().clamp(0, 255)
+        gimg, levels = gq / 255, _levels(gq)
+        gnoise = rng.poisson(gimg * levels) / levels - gimg
+    q = (x * 255).round().clamp(0, 255)
+    img, levels = q / 255, _levels(q)
+    noise = rng.poisson(img * levels) / levels - img
+    if gnoise is not None:
+        noise = torch.where(gray, gnoise.expand_as(noise), noise)
+    return noise
