@@ -92,8 +92,8 @@ def test_released_style_checkpoint_round_trips_strictly(tiny, tmp_path):
     path = tmp_path / "daclip_tiny.pt"
     torch.save({"epoch": 3, "state_dict": state}, path)
     loaded = DACLIP.from_official(path, tiny=True)
-    images = torch.rand(2, 3, 64, 64)
-    for a, b in zip(loaded.encode_image(images), tiny.encode_image(images)):
+    pixels = tiny.preprocess(torch.rand(2, 3, 64, 64))  # the same input: from_official preprocesses with PIL
+    for a, b in zip(loaded.encode_pixels(pixels), tiny.encode_pixels(pixels)):
         torch.testing.assert_close(a, b)
     frozen = build_daclip(str(path), tiny=True)
     assert frozen is not None and not frozen.training
@@ -176,3 +176,56 @@ def test_quickstart_config_fits_and_tests_through_the_cli(tmp_path, monkeypatch)
     assert "test/deg_acc" in logs[-1].read_text()
     frozen = build_daclip(str(ckpt))
     assert frozen is not None and frozen.embed_dim == 64 and not frozen.training
+
+
+# ---------------------------------------------------------------------- the release's recipe
+def test_release_preprocessing_equals_the_releases_clip_transform():
+    """Reference: the release's data/util.py clip_transform(image, 32) on this image (run beside restorezoo)."""
+    from restorezoo.models.daclip import release_clip_pixels
+
+    image = torch.rand(3, 40, 60, generator=torch.Generator().manual_seed(0))
+    pixels = release_clip_pixels(image[None], 32)[0]
+    assert pixels.shape == (3, 32, 32)  # shorter side to 32, centre crop: not a squash of 40×60
+    assert float(pixels.sum()) == pytest.approx(522.7577514648438, rel=1e-6)
+    assert [float(v) for v in pixels.flatten()[:3]] == pytest.approx(
+        [-0.5659946799278259, -0.7411757707595825, -0.8433647751808167], abs=1e-6
+    )
+    assert float(pixels[2, 31, 31]) == pytest.approx(0.7381106019020081, abs=1e-6)
+
+
+def test_from_official_preprocesses_as_the_release_and_tiny_on_the_device(tiny, tmp_path):
+    path = tmp_path / "daclip.pt"
+    torch.save(tiny.state_dict(), path)
+    assert DACLIP.from_official(path, tiny=True).preprocessing == "release"
+    assert tiny.preprocessing == "tensor"
+    photo = Sample("test", tasks=["noise"]).configure(training=False)[0]["hq"]
+    images = photo[None, :, :200, :120]  # portrait: a squash would distort, CLIP crops the centre
+    # both take CLIP's test geometry; they differ only by PIL's resampling and the 8-bit step
+    difference = (tiny.preprocess(images) - DACLIP.from_official(path, tiny=True).preprocess(images)).abs()
+    assert difference.mean() < 0.03, float(difference.mean())  # 0.021 measured: ~1.5/255 before CLIP scaling
+
+
+def test_the_optimiser_decays_no_bias_norm_or_logit_scale(tiny):
+    from types import SimpleNamespace
+
+    tiny._trainer = SimpleNamespace(estimated_stepping_batches=10)
+    optimizer = tiny.configure_optimizers()["optimizer"]
+    exempt, decayed = optimizer.param_groups
+    names = {id(p): n for n, p in tiny.named_parameters()}
+    assert exempt["weight_decay"] == 0 and decayed["weight_decay"] == 0.05
+    assert optimizer.defaults["betas"] == (0.9, 0.98) and optimizer.defaults["eps"] == 1e-6
+    exempt_names = {names[id(p)] for p in exempt["params"]}
+    assert "logit_scale" in exempt_names
+    assert all(p.ndim >= 2 and "ln" not in names[id(p)] and "bias" not in names[id(p)] for p in decayed["params"])
+    assert any(n.endswith("ln_post.weight") for n in exempt_names)
+
+
+def test_contrasting_the_global_batch_is_not_the_mean_of_local_batches(tiny):
+    """Why DDP must gather negatives: the loss of 4 rows differs from the mean loss of two halves of 2."""
+    batch = _split("train", tiny)
+    batch = {k: (v[:4] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
+    halves = [{k: (v[i : i + 2] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()} for i in (0, 2)]
+    with torch.no_grad():
+        whole = tiny.training_loss(batch)[0]
+        local = sum(tiny.training_loss(h)[0] for h in halves) / 2
+    assert abs(float(whole) - float(local)) > 0.1

@@ -225,7 +225,7 @@ class DACLIP(L.LightningModule):
         dtype = self.visual.conv1.weight.dtype
         if self.preprocessing == "release":
             return release_clip_pixels(images, self.image_size[0]).to(self.pixel_mean.device, dtype)
-        return clip_pixels(images.to(self.pixel_mean.device, dtype), self.image_size)
+        return clip_pixels(centre_square(images.to(self.pixel_mean.device, dtype)), self.image_size)
 
     def encode_pixels(
         self, pixels: Tensor, control: bool = True, normalize: bool = False
@@ -396,6 +396,7 @@ class DACLIP(L.LightningModule):
         loss, logs = self.training_loss(batch)
         size = batch["lq"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/loss_epoch", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
         for name, value in logs.items():
             self.log(f"train/{name}", value, batch_size=size)
         self.log("train/logit_scale", self.logit_scale.detach().exp(), batch_size=size)
@@ -515,6 +516,15 @@ class DACLIP(L.LightningModule):
         model = cls(**hparams)
         load_matching(model, checkpoint["state_dict"], path)
         return model.eval()
+
+
+def centre_square(images: Tensor) -> Tensor:
+    """The central square of B×3×H×W images: with a resize to the tower's size after it, CLIP's test
+    geometry (shorter side to the input size, centre crop), the same box as PIL's path picks."""
+    height, width = images.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return images[..., top : top + side, left : left + side]
 
 
 def release_clip_pixels(images: Tensor, size: int) -> Tensor:
