@@ -36,7 +36,7 @@ subcommands:
   demo       local web demo                       restorezoo demo
   data       check a config's data                restorezoo data check --config X.yaml
   sample     write degraded sample photos         restorezoo sample -o samples
-  list       models, configs and benchmarks       restorezoo list
+  list       models, configs and benchmarks       restorezoo list  (--papers: the papers' numbers)
 
 `restorezoo SUBCOMMAND --help` lists a subcommand's options. Errors are one line
 (`restorezoo: error: ...`, exit code 1, 2 for a command line that does not parse);
@@ -333,6 +333,12 @@ def _demo(argv: list[str]) -> None:
 def _list(argv: list[str]) -> None:
     from restorezoo import list_models
     from restorezoo.data.presets import PRESETS  # plain data: `list` imports no torch
+
+    if "--papers" in argv:  # the papers' reported numbers restorezoo compares with (metrics.papers)
+        from restorezoo.metrics.papers import papers_markdown
+
+        print(papers_markdown(), end="")
+        return
 
     print("models:")
     for name in list_models():

@@ -39,6 +39,7 @@ from restorezoo.metrics.learned import (
     build_learned_metrics,
     frechet_distance,
 )
+from restorezoo.metrics.papers import annotate_rows, protocol_note
 from restorezoo.metrics.protocol import RGB, MetricProtocol
 from restorezoo.metrics.tables import (
     atomic_write_bytes,
@@ -94,6 +95,9 @@ class RestorationMetrics(L.Callback):
         save_images: on test, save an LQ | prediction | HQ strip of the first N images of each
             benchmark (on global rank zero) under ``<output dir>/images/<benchmark>/``.
         output_dir: where ``benchmark.md``/``benchmark.csv``/images go; default ``trainer.log_dir``.
+        paper_method: the table row of the paper to put beside each result (e.g. ``"InstructIR-3D"``);
+            default: the model's own method (``metrics.papers.MODEL_METHODS``). Under the table go each
+            benchmark's protocol and, for the rows a paper reports, its table, method and protocol.
 
     After ``trainer.test``, ``rows`` holds the table as dicts and ``table_markdown`` its Markdown;
     ``val_rows`` holds the last validation epoch's rows.
@@ -106,6 +110,7 @@ class RestorationMetrics(L.Callback):
         compare_input: bool = True,
         save_images: int = 4,
         output_dir: str | None = None,
+        paper_method: str | None = None,
     ) -> None:
         super().__init__()
         metrics, learned = tuple(metrics), tuple(learned)
@@ -125,6 +130,7 @@ class RestorationMetrics(L.Callback):
         self.compare_input = compare_input
         self.save_images = save_images
         self.output_dir = output_dir
+        self.paper_method = paper_method
         self.columns: list[str] = [*metrics, *learned]
         if compare_input:
             self.columns += [f"{m}_lq" for m in metrics]
@@ -477,7 +483,7 @@ class RestorationMetrics(L.Callback):
                     log(f"{prefix}/{row['benchmark']}/{col}", row[col])
         if state.stage == "test":
             self.rows = rows
-            self._write_test_table(trainer, state, rows)
+            self._write_test_table(trainer, state, rows, type(pl_module).__name__)
         else:
             self.val_rows = rows
         self._state = None
@@ -502,19 +508,29 @@ class RestorationMetrics(L.Callback):
             out[name] = fid
         return out
 
-    def _write_test_table(self, trainer: L.Trainer, state: _EpochState, rows: list[dict[str, Any]]) -> None:
+    def _write_test_table(
+        self, trainer: L.Trainer, state: _EpochState, rows: list[dict[str, Any]], model: str = ""
+    ) -> None:
         out_dir = state.output_dir or self._resolve_output_dir(trainer)  # every rank: log_dir broadcasts
-        protocols = {n: p.describe() for n, p in zip(state.set_names, state.protocols, strict=True)}
+        protocols = {n: p for n, p in zip(state.set_names, state.protocols, strict=True)}
         shown = dict.fromkeys(r["benchmark"] for r in rows)
-        described = [f"{n}: {protocols.get(n, RGB.describe())}" for n in shown]
+        described = [f"{n}: {protocols.get(n, RGB).describe()}" for n in shown]
         title = "restorezoo benchmark" + (f" ({'; '.join(described)})" if described else "")
+        # the papers' numbers beside ours where a paper reports this model on this preset (metrics.papers)
+        rows, columns, paper_notes = annotate_rows(rows, state.columns, model, self.paper_method)
+        self.rows = rows
+        notes = ["Protocol: " + "; ".join(protocol_note(n, protocols.get(n, RGB), state.columns) for n in shown)]
+        notes += [f"Paper: {note}" for note in paper_notes]
         unavailable = self.unavailable
-        self.table_markdown = to_markdown(rows, state.columns, unavailable=unavailable, title=title)
+        table = to_markdown(rows, columns, unavailable=unavailable, title=title)
+        self.table_markdown = table + "\n" + "\n".join(f"{n}  " for n in notes) + "\n"
         if not trainer.is_global_zero:
             return
-        print_table(rows, state.columns, title, unavailable=unavailable)
+        print_table(rows, columns, title, unavailable=unavailable)
+        for note in notes:
+            print(note)
         atomic_write_bytes(out_dir / "benchmark.md", self.table_markdown.encode("utf-8"))
-        write_csv(rows, state.columns, out_dir / "benchmark.csv", unavailable=unavailable)
+        write_csv(rows, columns, out_dir / "benchmark.csv", unavailable=unavailable)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._finish(trainer, pl_module)

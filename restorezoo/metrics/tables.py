@@ -153,6 +153,8 @@ def column_label(column: str) -> str:
     """Header text: ``psnr`` → ``PSNR``, ``ssim_lq`` → ``SSIM (input)``."""
     if column in KEY_COLUMNS:
         return column
+    if column in ("paper", "paper_diff"):  # the papers' values beside ours (metrics.papers)
+        return "paper" if column == "paper" else "Δ vs paper"
     base, _, suffix = column.partition("_")
     label = {"clipiqa": "CLIP-IQA"}.get(base, base.upper())
     if column in ("clip_i", "clip_t"):
