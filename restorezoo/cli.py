@@ -52,8 +52,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _lightning_cli(args: list[str] | None) -> None:
+    import logging
+
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
+
+    # "Seed set to N" would come before a one-line error; the seed is in the run's config.yaml anyway.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 
     import restorezoo.models
 
@@ -422,7 +427,7 @@ def main(args: Sequence[str] | None = None) -> None:
     except Exception as error:
         if debug:
             raise
-        print(f"restorezoo: error: {describe(error)}", file=sys.stderr)
+        print(f"restorezoo: error: {describe(error, argv)}", file=sys.stderr)
         raise SystemExit(exit_code(error)) from None
 
 if __name__ == "__main__":

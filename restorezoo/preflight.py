@@ -69,62 +69,104 @@ def _short(value: str, limit: int = 80) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def describe_parse_error(message: str, prog: str = "restorezoo") -> str:
-    """jsonargparse's multi-line parse error → one line naming the option, what it expects and what it got."""
-    text = str(message)
+def _config_files(argv: list[str]) -> list[str]:
+    files = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("-c", "--config")]
+    return files + [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+
+
+def describe_parse_error(texts: list[str], argv: list[str] | None = None) -> str:
+    """jsonargparse's nested parse errors (outermost first) → one line: the option, what it expects, what it got."""
+    argv = argv or []
+    prog = f"restorezoo {argv[0]}" if argv and not argv[0].startswith("-") else "restorezoo"
     help_hint = f"see `{prog} --help`"
-    key = re.search(r'(?:Parser key|Key) "([^"]+)"', text)
-    option = f"--{key.group(1)}" if key else None
-    if "No action for key" in text or "Unrecognized arguments" in text:
-        found = re.search(r"Unrecognized arguments: (.*)", text)
-        unknown = found.group(1).strip() if found else (option or first_line(text))
-        for name in re.findall(r'No action for key "([^"]+)"', text):
-            unknown = f"--{name}"
-        return f"unknown option {_short(unknown)}; {help_hint} for the accepted ones"
-    if re.search(r"invalid choice", text):
-        choice = re.search(r"invalid choice: '?([^'\s]+)'?", text)
-        return f"unknown subcommand {choice.group(1) if choice else ''}; run `restorezoo --help` for the list".replace(
-            "subcommand ;", "subcommand;"
-        )
-    import_failure = re.search(r"(?:dot import path string|Problem with given class_path|Import path) ?:? ?'?([\w.]+)'?", text)
-    if import_failure and ("import path" in text.lower() or "class_path" in text):
-        name = import_failure.group(1)
-        where = f"{option}: " if option else ""
+    text = "\n".join(texts)
+    parts: list[str] = []
+    after_class = False
+    classes: list[str] = []
+    for link in texts:
+        first = link.strip().splitlines()[0] if link.strip() else ""
+        key = re.match(r'(?:Parser key|Key) "([^"]+)"', first)
+        if key:
+            if after_class:
+                parts.append("init_args")
+                after_class = False
+            if not parts or parts[-1] != key.group(1):
+                parts.append(key.group(1))
+        cls = re.match(r"Problem with given class_path '([^']+)'", first)
+        if cls:
+            after_class = True
+            classes.append(cls.group(1).rsplit(".", 1)[-1])
+    option = f"--{'.'.join(parts)}" if parts else None
+    where = f"{option}: " if option else ""
+
+    unknown = re.search(r"Unrecognized arguments: (.*)", text)
+    if unknown or "No action for key" in text:
+        names = re.findall(r'No action for key "([^"]+)"', text)
+        name = f"--{names[-1]}" if names else unknown.group(1).strip() if unknown else option or ""
+        return f"unknown option {_short(name)}; {help_hint} for the accepted ones"
+    choice = re.search(r"invalid choice: '?([^'\s]+)'?", text)
+    if choice:
+        return f"unknown subcommand '{choice.group(1)}'; run `restorezoo --help` for the list"
+    bad_class = re.search(r"Expected a dot import path string: (\S+)", text) or re.search(
+        r"Import path (\S+) does not|No module named '?([\w.]+)'?", text
+    )
+    if bad_class:
+        name = next(group for group in bad_class.groups() if group)
         return (
-            f"{where}unknown class '{name}'; use a restorezoo class name (restorezoo list) or a full import path "
-            f"such as lightning.pytorch.callbacks.ModelCheckpoint"
+            f"{where}unknown class '{name.strip(chr(39))}'; name a restorezoo class (restorezoo list) or give a full import "
+            "path such as lightning.pytorch.callbacks.ModelCheckpoint"
         )
-    if re.search(r"Unable to load config|Unable to parse|Problems parsing config|while scanning|while parsing|yaml", text, re.I):
-        detail = re.search(r"(?:line \d+, column \d+)", text)
-        path = re.search(r'config "?([^"\s:]+\.(?:ya?ml|json))', text) or re.search(r"(\S+\.(?:ya?ml|json))", text)
-        where = path.group(1) if path else "the config"
-        return f"cannot read config {where}{f' ({detail.group(0)})' if detail else ''}: not valid YAML; fix the file"
-    if re.search(r"does not exist|No such file|not found|not exist", text) and re.search(r"config", text, re.I):
-        path = re.search(r"(\S+\.(?:ya?ml|json))", text)
-        return f"config file not found: {path.group(1) if path else first_line(text)}; check the path"
-    if "required" in text.lower() and option:
-        return f"{option} is required; set it in the config or on the command line ({help_hint})"
-    types = _type_names(text)
-    given = re.search(r"Given value: (.*)", text)
-    if option and types:
-        got = f", got {_short(given.group(1))!r}" if given else ""
-        return f"{option} expects {' or '.join(types)}{got}; {help_hint}"
-    # the most specific nested line (jsonargparse indents the reasons under the key)
-    lines = [line.strip(" -") for line in text.splitlines() if line.strip(" -")]
-    reasons = [line for line in lines[1:] if not line.startswith(("Subtypes:", "Errors:", "Given value", "Does not validate"))]
-    reason = reasons[0] if reasons else (lines[0] if lines else "invalid command line")
-    prefix = f"{option}: " if option else ""
-    return f"{prefix}{_short(reason, 200)}; {help_hint}"
+    not_accepted = re.search(r"Option '([^']+)' is not accepted", text) or re.search(
+        r"unexpected keyword argument '([^']+)'", text
+    )
+    if not_accepted:
+        owner = f" of {classes[-1]}" if classes else ""
+        return f"{where}'{not_accepted.group(1)}' is not an argument{owner}; {help_hint}"
+    if re.search(r"Problems parsing config|Unable to load config|while parsing|while scanning", text):
+        files = _config_files(argv)
+        position = re.findall(r"line (\d+), column (\d+)", text)
+        at = f" at line {position[0][0]}, column {position[0][1]}" if position else ""
+        reason = re.search(r"\n(did not find[^\n]*|expected[^\n]*|found[^\n]*|mapping values[^\n]*)", text)
+        why = f" ({reason.group(1).strip()})" if reason else ""
+        name = ", ".join(files) if files else "the config"
+        return f"cannot read config {name}: not valid YAML{at}{why}; fix the file"
+    missing_file = re.search(r"[Cc]onfig.*?(?:does not exist|not found|No such file)[^\n]*", text)
+    if missing_file or (re.search(r"does not exist|No such file", text) and _config_files(argv)):
+        files = [f for f in _config_files(argv) if not Path(f).is_file()]
+        return f"config file not found: {', '.join(files) or first_line(text)}; check the path"
+    required = re.search(r'Key "([^"]+)" is required|arguments are required: ([\w.,\s]+)', text)
+    if required:
+        name = required.group(1) or required.group(2).strip()
+        return f"{where}{name} is required; set it in the config or on the command line ({help_hint})"
+    innermost = texts[-1] if texts else text
+    got = re.search(r"Got value: (.*)", innermost) or re.search(r"Given value: (.*)", text)
+    types = _type_names("\n".join(texts[[i for i, t in enumerate(texts) if re.match(r'\s*(?:Parser key|Key) "', t)][-1]:])
+                        if any(re.match(r'\s*(?:Parser key|Key) "', t) for t in texts) else text)
+    if types:
+        shown = f", got {_short(got.group(1))!r}" if got else ""
+        return f"{option or 'a value'} expects {' or '.join(types)}{shown}; {help_hint}"
+    lines = [line.strip(" -") for line in innermost.splitlines() if line.strip(" -")]
+    reason = next(
+        (line for line in lines if not line.startswith(("Subtypes:", "Errors:", "Given value", "Does not validate", "Parser key"))),
+        lines[0] if lines else "invalid command line",
+    )
+    return f"{where}{_short(reason, 200)}; {help_hint}"
 
 
-def describe(error: BaseException) -> str:
-    """One line for any failure: the restorezoo error behind it when there is one, else its first line and type."""
+def describe(error: BaseException, argv: list[str] | None = None) -> str:
+    """One line for any failure: the restorezoo error behind it when there is one, else its first line and type.
+
+    ``argv`` (the command line) lets a parse error name the subcommand and the config files."""
     chain = list(_chain(error))
     for link in chain:
         if isinstance(link, UsageError):
             return str(link)
         if isinstance(link, RestoreZooError):
-            return first_line(link)
+            line = first_line(link)
+            if type(link).__name__ == "DataError" and ";" not in line:
+                configs = " ".join(f"--config {f}" for f in _config_files(argv or [])) or "--config FILE"
+                line += f"; fix the data paths (restorezoo data check {configs} lists every problem)"
+            return line
     for link in chain:
         if isinstance(link, pickle.UnpicklingError):
             return (
@@ -134,7 +176,7 @@ def describe(error: BaseException) -> str:
     parse_errors = [link for link in chain if isinstance(link, argparse.ArgumentError)]
     if parse_errors and not any(isinstance(link, (RestoreZooError, OSError)) for link in chain):
         # the outermost names the option; the causes under it carry the expected types
-        return describe_parse_error("\n".join(str(link) for link in chain))
+        return describe_parse_error([str(link) for link in chain], argv)
     innermost = chain[-1]
     for link in reversed(chain):
         if isinstance(link, OSError) and getattr(link, "filename", None):
@@ -180,6 +222,11 @@ def check_checkpoint_file(path: str | os.PathLike[str], option: str = "--ckpt_pa
         raise RestoreZooError(f"cannot read checkpoint {file}: the file is empty; use an earlier checkpoint")
     with file.open("rb") as handle:
         magic = handle.read(4)
+    if magic[:1] != b"\x80" and magic != b"PK\x03\x04":  # neither torch's zip format nor a legacy pickle
+        raise RestoreZooError(
+            f"cannot read checkpoint {file}: not a PyTorch checkpoint (it starts with {magic!r}); "
+            "give a .ckpt written by restorezoo fit"
+        )
     if magic == b"PK\x03\x04":  # torch's zip format: a truncated file has no central directory
         try:
             with zipfile.ZipFile(file) as archive:
@@ -253,10 +300,8 @@ def config_file_values(argv: list[str]) -> dict[str, Any]:
     """``trainer.default_root_dir`` and the logger's ``save_dir`` as the ``--config`` files set them (last wins)."""
     import yaml
 
-    files = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("-c", "--config")]
-    files += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
     values: dict[str, Any] = {}
-    for file in files:
+    for file in _config_files(argv):
         try:
             data = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
@@ -331,6 +376,27 @@ def warn(message: str) -> None:
     print(f"restorezoo: warning: {message}", file=sys.stderr)
 
 
+MAX_PATCH = 16384
+"""A training crop larger than this is a typo (no dataset holds images that large to crop from)."""
+
+
+def check_options(config: Any) -> None:
+    """Values that parse but cannot work, found before anything is built: sampler steps, crop sizes."""
+    args = _get(config, "model.init_args")
+    steps, total = _get(args, "steps"), _get(args, "T")
+    if isinstance(steps, int) and isinstance(total, int) and not 1 <= steps <= total:
+        raise RestoreZooError(
+            f"--model.init_args.steps {steps} is outside the model's {total}-step schedule (T: {total}); "
+            f"use 1 to {total}"
+        )
+    patch = _get(config, "data.init_args.patch_size")
+    if isinstance(patch, int) and not 1 <= patch <= MAX_PATCH:
+        raise RestoreZooError(
+            f"--data.init_args.patch_size {patch} is not a usable crop size; give a positive size such as 128 "
+            f"(at most {MAX_PATCH}), or null for whole images"
+        )
+
+
 def check_run(config: Any, subcommand: str | None) -> None:
     """Cheap checks of a parsed run config before any class is instantiated (see the module docstring)."""
     if subcommand is None:
@@ -362,6 +428,7 @@ def check_run(config: Any, subcommand: str | None) -> None:
             "tuned on; pass --trainer.precision 32-true for CPU runs"
         )
 
+    check_options(config)
     root = _get(config, "trainer.default_root_dir")
     writes = [("--trainer.default_root_dir", root)] if root and subcommand == "fit" else []
     if subcommand == "predict":
