@@ -401,10 +401,6 @@ def check_run(config: Any, subcommand: str | None) -> None:
     """Cheap checks of a parsed run config before any class is instantiated (see the module docstring)."""
     if subcommand is None:
         return
-    ckpt_path = _get(config, "ckpt_path")
-    if ckpt_path and str(ckpt_path) not in LIGHTNING_SPECIAL_CKPTS and not str(ckpt_path).startswith("registry"):
-        check_checkpoint_file(ckpt_path)
-
     accelerator = str(_get(config, "trainer.accelerator", "auto") or "auto").lower()
     precision = str(_get(config, "trainer.precision", "32-true") or "32-true")
     if accelerator in ("gpu", "cuda") or accelerator.startswith("cuda"):
@@ -428,6 +424,9 @@ def check_run(config: Any, subcommand: str | None) -> None:
             "tuned on; pass --trainer.precision 32-true for CPU runs"
         )
 
+    ckpt_path = _get(config, "ckpt_path")
+    if ckpt_path and str(ckpt_path) not in LIGHTNING_SPECIAL_CKPTS and not str(ckpt_path).startswith("registry"):
+        check_checkpoint_file(ckpt_path)
     check_options(config)
     root = _get(config, "trainer.default_root_dir")
     writes = [("--trainer.default_root_dir", root)] if root and subcommand == "fit" else []
