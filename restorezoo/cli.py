@@ -120,6 +120,10 @@ def _lightning_cli(args: list[str] | None) -> None:
                 parser = self._parser(self.subcommand)
                 with parser_context(parent_parser=parser, load_value_mode=parser.parser_mode):
                     config["data"] = action.instantiate_classes(data)
+            from restorezoo.weights import offline_unless_reachable
+
+            if offline_unless_reachable():
+                print("restorezoo: warning: the model hub is unreachable: working offline (HF_HUB_OFFLINE=1)", file=sys.stderr)
             super()._set_seed()
             try:
                 with warnings.catch_warnings():  # jsonargparse notes it cannot serialize the instance: by design
@@ -265,6 +269,10 @@ def _restore(argv: list[str]) -> None:
 
 def _load_for_restore(load_model: Any, opts: argparse.Namespace) -> Any:
     """``load_model`` with a released file that does not fit the model as one line, not a traceback."""
+    from restorezoo.weights import offline_unless_reachable
+
+    if offline_unless_reachable():
+        print("restorezoo: warning: the model hub is unreachable: working offline (HF_HUB_OFFLINE=1)", file=sys.stderr)
     try:
         return load_model(opts.model, ckpt=opts.ckpt, weights=opts.weights, extra_weights=opts.extra_weights)
     except (RuntimeError, KeyError) as error:

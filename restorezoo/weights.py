@@ -15,6 +15,7 @@ never a hang or a half-built model. Loading never unpickles arbitrary objects: s
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from collections.abc import Mapping
@@ -31,6 +32,48 @@ WEIGHTS_ENV = "RESTOREZOO_WEIGHTS"
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the model hub answers a TCP connection within ``timeout`` s (name lookup included)."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # a hanging DNS lookup ignores socket timeouts
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def offline_unless_reachable() -> bool:
+    """Switch the hub clients to their caches (``HF_HUB_OFFLINE=1``) when the hub cannot be reached.
+
+    Without it a machine with no network waits out the clients' retries (a minute for DA-CLIP's CLIP)
+    before a missing weight is reported. Returns True when it switched.
+    """
+    if _offline() or hub_reachable():
+        return False
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hub_constants
+
+        hub_constants.HF_HUB_OFFLINE = True
+    except ImportError:  # pragma: no cover - a dependency through transformers
+        pass
+    return True
 
 
 def _split_hub_file(name: str) -> tuple[str, str | None]:
