@@ -341,3 +341,49 @@ def test_importing_restorezoo_imports_no_model_module():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ --trainer.default_root_dir moves every output
+
+def _parsed(argv: list[str]):
+    """The quickstart config as `restorezoo fit ARGV` parses it (plain dicts; no class instantiated)."""
+    import yaml
+
+    config = yaml.safe_load(Path(QUICK).read_text())
+    config.setdefault("writer", {"output_dir": None})
+    config.setdefault("metrics", {"output_dir": None})
+    for arg, value in zip(argv[::2], argv[1::2]):
+        if arg == "--trainer.default_root_dir":
+            config["trainer"]["default_root_dir"] = value
+        if arg == "--trainer.logger.save_dir":
+            config["trainer"]["logger"]["init_args"]["save_dir"] = value
+    return config, ["fit", "--config", QUICK, *argv]
+
+
+def _outputs(config) -> tuple[str, str]:
+    trainer = config["trainer"]
+    return (trainer["logger"]["init_args"]["save_dir"], trainer["callbacks"][0]["init_args"]["dirpath"])
+
+
+def test_default_root_dir_moves_logs_and_checkpoints():
+    from restorezoo.preflight import move_run_dirs
+
+    config, argv = _parsed([])
+    move_run_dirs(config, argv)
+    assert _outputs(config) == ("runs/instructir-quickstart", "runs/instructir-quickstart/checkpoints")
+    config, argv = _parsed(["--trainer.default_root_dir", "/scratch/a"])
+    move_run_dirs(config, argv)
+    assert _outputs(config) == ("/scratch/a", "/scratch/a/checkpoints")
+    config, argv = _parsed(["--trainer.logger.save_dir", "/scratch/b"])
+    move_run_dirs(config, argv)
+    assert _outputs(config) == ("/scratch/b", "/scratch/b/checkpoints")
+
+
+def test_a_fit_with_another_root_writes_nothing_under_runs(workdir: Path, capsys):
+    args = ["fit", "--config", QUICK, *TINY_ARGS, "--data", "sample_data.yaml", "--trainer.max_steps", "1",
+            "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", "elsewhere", "--metrics.save_images", "0"]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err[-3000:]
+    assert not (workdir / "runs").exists()
+    assert (workdir / "elsewhere/checkpoints/last.ckpt").is_file()
+    assert list((workdir / "elsewhere/logs").glob("version_*/metrics.csv"))
