@@ -134,10 +134,15 @@ def describe_parse_error(texts: list[str], argv: list[str] | None = None) -> str
     if missing_file or (re.search(r"does not exist|No such file", text) and _config_files(argv)):
         files = [f for f in _config_files(argv) if not Path(f).is_file()]
         return f"config file not found: {', '.join(files) or first_line(text)}; check the path"
-    required = re.search(r'Key "([^"]+)" is required|arguments are required: ([\w.,\s]+)', text)
+    required = re.search(r'Key "([^"]+)" is required|arguments are required: ([^\n]+)', text)
     if required:
-        name = required.group(1) or required.group(2).strip()
-        return f"{where}{name} is required; set it in the config or on the command line ({help_hint})"
+        names = [n.strip().split(".", 1)[-1] for n in (required.group(1) or required.group(2)).split(",")]
+        flags = " and ".join(f"--{n}" for n in names if n)
+        verb = "are" if len(names) > 1 else "is"
+        return (
+            f"{where}{flags} {verb} required: give a config (`{prog} --config configs/instructir/quickstart.yaml`) "
+            f"or set {'them' if len(names) > 1 else 'it'} on the command line ({help_hint})"
+        )
     innermost = texts[-1] if texts else text
     got = re.search(r"Got value: (.*)", innermost) or re.search(r"Given value: (.*)", text)
     types = _type_names("\n".join(texts[[i for i, t in enumerate(texts) if re.match(r'\s*(?:Parser key|Key) "', t)][-1]:])

@@ -129,6 +129,8 @@ USAGE = [
     (["fit", "--config", QUICK, "--model.class_path", "InstructIRR"], "InstructIRR"),
     (["fit", "--config", "nope.yaml"], "nope.yaml"),
     (["fitt", "--config", QUICK], "unknown subcommand 'fitt'"),
+    (["fit"], "--data and --model are required"),
+    (["sample", "--tasks"], "--tasks"),
     (["restore", "x.png", "--tile", "abc"], "--tile"),
     (["restore"], "restorezoo restore"),
     (["demo", "--port", "http"], "--port"),
