@@ -347,7 +347,10 @@ def _list(argv: list[str]) -> None:
     from restorezoo import list_models
     from restorezoo.data.presets import PRESETS  # plain data: `list` imports no torch
 
-    if "--papers" in argv:  # the papers' reported numbers restorezoo compares with (metrics.papers)
+    parser = _Parser(prog="restorezoo list", description="The zoo's models, configs and benchmark presets.")
+    parser.add_argument("--papers", action="store_true", help="the papers' reported numbers restorezoo compares with")
+    opts = parser.parse_args(argv)
+    if opts.papers:  # the papers' reported numbers restorezoo compares with (metrics.papers)
         from restorezoo.metrics.papers import papers_markdown
 
         print(papers_markdown(), end="")

@@ -131,6 +131,7 @@ USAGE = [
     (["fitt", "--config", QUICK], "unknown subcommand 'fitt'"),
     (["fit"], "--data and --model are required"),
     (["sample", "--tasks"], "--tasks"),
+    (["list", "--bogus"], "--bogus"),
     (["restore", "x.png", "--tile", "abc"], "--tile"),
     (["restore"], "restorezoo restore"),
     (["demo", "--port", "http"], "--port"),
