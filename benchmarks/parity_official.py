@@ -140,6 +140,12 @@ def schedule_rows(release_sde: Callable[..., Any], label: str) -> list[Row]:
     return rows
 
 
+def _relative(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |ours − reference| / max |reference|: an untrained network's chain leaves [0, 1] (its x0 estimate
+    multiplies by up to 1/eps = 200), so float32 rounding is compared at the scale the values reach."""
+    return _diff(ours, reference) / max(float(reference.abs().max()), 1e-12)
+
+
 def _release_unet(release: DaclipUIR, **sizes: Any) -> torch.nn.Module:
     torch.manual_seed(1)
     unet = release.unet_arch.ConditionalUNet(**sizes).eval()
@@ -185,7 +191,7 @@ def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def daclip_rows(release: DaclipUIR, workdir: Path, size: int, steps: int) -> list[Row]:
+def daclip_rows(release: DaclipUIR, workdir: Path, size: int, steps: int, chain_size: int) -> list[Row]:
     """U-Net, loss, chains, DA-CLIP: the released architectures with random weights, both sides."""
     rows: list[Row] = []
     _say("building the released U-Net and DA-CLIP (random weights)")
@@ -255,18 +261,27 @@ def daclip_rows(release: DaclipUIR, workdir: Path, size: int, steps: int) -> lis
         our_loss, _ = ours.matching_loss(hq, lq, timesteps.flatten(), noise, degradation, content)
     rows.append(("IR-SDE", "forward state x_t (generate_random_states)", _diff(ours.sde.forward_state(hq, lq, timesteps.flatten(), noise)[0], state)))
     rows.append(("IR-SDE", "training loss (MatchingLoss, l1)", _diff(our_loss, ref_loss)))
+    for group, name, value in rows:
+        _say(f"{group} | {name} | {value:.2e}")
 
     # -------------------------------------------------------------- chains from the same start and draws
     _say("chains (100 steps each side, then sample_T)")
+    lq = lq[:1, :, :chain_size, :chain_size]  # one small crop: 4 × 100 paper-size U-Net calls per side
+    crop = [lq[0].permute(1, 2, 0).numpy().astype(np.float64)]
+    with torch.no_grad():  # the release conditions on DA-CLIP of the crop, as restorezoo's restore() does
+        content, degradation = ref_clip.encode_image(
+            torch.stack([release.data_util.clip_transform(a) for a in crop]), control=True
+        )
     batch = {"lq": lq}
+    ref_sde.set_mu(lq)
     for sampler, method in (("posterior", "reverse_posterior"), ("euler", "reverse_sde")):
         torch.manual_seed(11)
         start = ref_sde.noise_state(lq)
         with torch.no_grad():
             ref_chain = getattr(ref_sde, method)(start, text_context=degradation, image_context=content)
         with torch.no_grad():
-            our_chain = ours.restore(batch, sampler=sampler, seed=11, steps=100)
-        rows.append(("IR-SDE", f"{sampler} chain, 100 steps (output, clamped)", _diff(our_chain, ref_chain.clamp(0, 1))))
+            our_chain = ours.sample_chain(batch, sampler=sampler, seed=11, steps=100)
+        rows.append(("IR-SDE", f"{sampler} chain, 100 steps (relative)", _relative(our_chain, ref_chain)))
     short = release.sde_utils.IRSDE(max_sigma=50, T=100, sample_T=steps, schedule="cosine", eps=0.005, device="cpu")
     short.set_model(ref_unet)
     short.set_mu(lq)
@@ -274,8 +289,8 @@ def daclip_rows(release: DaclipUIR, workdir: Path, size: int, steps: int) -> lis
     start = short.noise_state(lq)
     with torch.no_grad():
         ref_chain = short.reverse_posterior(start, text_context=degradation, image_context=content)
-        our_chain = ours.restore(batch, seed=12, steps=steps)
-    rows.append(("IR-SDE", f"posterior chain, sample_T = {steps} (rescheduled)", _diff(our_chain, ref_chain.clamp(0, 1))))
+        our_chain = ours.sample_chain(batch, seed=12, steps=steps)
+    rows.append(("IR-SDE", f"posterior chain, sample_T = {steps} (rescheduled, relative)", _relative(our_chain, ref_chain)))
     return rows
 
 
@@ -302,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--irsde", type=Path, help="checkout of Algolzw/image-restoration-sde (schedules)")
     parser.add_argument("--size", type=int, default=32, help="height of the test crops (width + 8)")
     parser.add_argument("--steps", type=int, default=20, help="sample_T of the rescheduled chain")
+    parser.add_argument("--chain-size", type=int, default=16, help="side of the one crop the chains restore")
     parser.add_argument("--tolerance", type=float, default=1e-5)
     parser.add_argument("--out", default=None, help="default: benchmarks/results/parity_official.md")
     args = parser.parse_args(argv)
@@ -312,12 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.irsde is not None:
         rows += schedule_rows(IRSDERelease(args.irsde.expanduser().resolve()).sde_utils.IRSDE, "image-restoration-sde SDE")
     with tempfile.TemporaryDirectory() as workdir:
-        rows += daclip_rows(release, Path(workdir), args.size, args.steps)
+        rows += daclip_rows(release, Path(workdir), args.size, args.steps, args.chain_size)
     header = (
         "`python benchmarks/parity_official.py --daclip-uir PATH --irsde PATH`: the released architectures "
         f"(ConditionalUNet nf 64, ch_mult 1-2-4-8; DA-CLIP ViT-B-32) with random weights, loaded into restorezoo "
         f"through `IRSDE.from_official` / `DACLIP.from_official`; inputs: 2 crops {args.size}×{args.size + 8} "
-        f"of the embedded sample's noisy test photos; torch {torch.__version__}, CPU, float32."
+        f"of the embedded sample's noisy test photos (chains: one {args.chain_size}² crop, both sides seeded "
+        f"alike); torch {torch.__version__}, CPU, float32."
     )
     text = render(rows, args.tolerance, header)
     if __package__ in (None, ""):  # run as a script: make `benchmarks.harness` importable

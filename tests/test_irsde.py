@@ -109,7 +109,7 @@ def test_loss_falls_on_a_fixed_tiny_batch():
 
     before = loss_at_fixed_draws()
     optimizer = torch.optim.AdamW(model.unet.parameters(), lr=2e-3)
-    for _ in range(30):
+    for _ in range(60):
         loss, _ = model.training_loss(batch)
         optimizer.zero_grad()
         loss.backward()
@@ -149,13 +149,13 @@ def test_the_auxiliary_noise_loss_teaches_the_noise_at_large_t():
             _, logs = model.training_loss(batch)
         assert ("noise_mse" in logs) == (weight > 0)
         optimizer = torch.optim.AdamW(model.unet.parameters(), lr=3e-3)
-        for _ in range(60):
+        for _ in range(120):
             loss, _ = model.training_loss(batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         errors[weight] = _noise_error_at_the_last_step(model, batch)
-    assert errors[1.0] < 0.9 * errors[0.0]  # measured: 0.67 vs 0.81
+    assert errors[1.0] < 0.9 * errors[0.0], errors
 
 
 def test_restore_is_seedable_and_accepts_sampler_overrides():
@@ -339,3 +339,24 @@ def test_ema_warmup_follows_ema_pytorch():
     assert ema_decay_at(101, 0.995, warmup=True) == pytest.approx(1 - 2 ** (-2 / 3))
     assert ema_decay_at(10_000, 0.995, warmup=True) == 0.995
     assert ema_decay_at(0, 0.99) == 0.99
+
+
+@pytest.mark.slow
+def test_the_quickstart_as_configured_beats_its_degraded_input(tmp_path: Path):
+    """The README's IR-SDE quickstart, fit and test exactly as configured: every row above its input."""
+    import csv
+
+    previous = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        main(["fit", "--config", str(QUICKSTART)])
+        main(["test", "--config", str(QUICKSTART), "--ckpt_path", "runs/irsde-quickstart/checkpoints/last.ckpt",
+              "--metrics.output_dir", "table", "--metrics.save_images", "0"])
+    finally:
+        os.chdir(previous)
+    with open(tmp_path / "table" / "benchmark.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    for row in rows:
+        assert float(row["psnr"]) > float(row["psnr_lq"]), row
+        assert float(row["ssim"]) > float(row["ssim_lq"]), row

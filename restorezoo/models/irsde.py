@@ -532,11 +532,17 @@ class SpatialTransformer(nn.Module):
         return self.proj_out(tokens) + x
 
 
+CROSS_ATTENTION_FROM_LEVEL = 3
+"""The release's ``i < 3 → LinearAttention`` rule: only levels 3 and deeper cross-attend to the content
+embedding (so a U-Net of fewer levels cross-attends in its middle block only)."""
+
+
 class ConditionalUNet(nn.Module):
     """IR-SDE's noise predictor (state-dict names of the released ``universal-ir.pth``).
 
     Input ``cat(x_t − lq, lq)``; a U-Net of ResBlocks (two per level, both skip-connected) with linear
-    attention, except that with an image context the deepest level and the middle block use a
+    attention, except that with an image context the levels from ``CROSS_ATTENTION_FROM_LEVEL`` on (the
+    release's rule: with 4 levels, the deepest) and the middle block use a
     cross-attention ``SpatialTransformer`` on the DA-CLIP content embedding. The DA-CLIP degradation
     embedding weights a learned ``prompt`` (softmax over its 4·nf entries), which after ``prompt_mlp`` is
     added to the time embedding and so modulates every ResBlock. Any input size: reflect-padded to a
@@ -581,7 +587,7 @@ class ConditionalUNet(nn.Module):
         for i in range(self.depth):
             dim_in, dim_out = nf * mults[i], nf * mults[i + 1]
             deepest = i == self.depth - 1
-            cross = self.use_image_context and deepest
+            cross = self.use_image_context and i >= CROSS_ATTENTION_FROM_LEVEL
             attn_down = spatial_transformer(dim_in) if cross else LinearAttention(dim_in)
             attn_up = spatial_transformer(dim_out) if cross else LinearAttention(dim_out)
             self.downs.append(
@@ -829,6 +835,20 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         **sampling: Any,
     ) -> Tensor:
         """Sample x_0 from ``noise_state(lq)`` with the EMA U-Net; returns B×3×H×W in [0, 1]."""
+        return self.sample_chain(batch, steps, sampler, seed, progress, fewer_steps, clip_x0, **sampling).clamp(0, 1)
+
+    def sample_chain(
+        self,
+        batch: dict[str, Any],
+        steps: int | None = None,
+        sampler: str | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        fewer_steps: str | None = None,
+        clip_x0: bool | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """The reverse chain's raw x_0 (not clamped to [0, 1]): what the release's ``reverse_posterior`` returns."""
         if sampling:
             raise TypeError(
                 f"IR-SDE sampling takes steps, sampler, seed, progress, fewer_steps, clip_x0; got {sorted(sampling)}"
@@ -857,7 +877,7 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             fewer_steps=self.fewer_steps if fewer_steps is None else fewer_steps,
             parameterization=self.parameterization,
         )
-        return out.clamp(0, 1)
+        return out
 
     # ------------------------------------------------------------------ released weights
     @classmethod
