@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from restorezoo.errors import WeightsNotFoundError
+from restorezoo.encoders.text import resolve_text_encoder
+from restorezoo.errors import CheckpointError, WeightsNotFoundError
+from restorezoo.models.base import RestorationModule
 from restorezoo.models.instructir import InstructionConditionBlock, InstructIR, InstructIRNet
 from tests.conftest import REPO, TINY_INSTRUCTIR
 
@@ -37,8 +39,11 @@ def test_a_released_style_state_dict_loads_strictly_and_reproduces_outputs(tmp_p
     torch.save(source.net.state_dict(), tmp_path / "im.pt")
     torch.save({"state_dict": {f"module.{k}": v for k, v in source.head.state_dict().items()}}, tmp_path / "lm.pt")
     monkeypatch.setenv("RESTOREZOO_WEIGHTS", str(tmp_path))
-    # Bare file names resolve through $RESTOREZOO_WEIGHTS; DDP "module." prefixes are stripped.
-    loaded = InstructIR.from_official("im.pt", "lm.pt", **TINY_INSTRUCTIR)
+    # Bare file names resolve through $RESTOREZOO_WEIGHTS; DDP "module." prefixes are stripped. The
+    # released head belongs to BGE-micro-v2, so a MiniLM model must say it means to load it.
+    with pytest.raises(CheckpointError, match="trained on 'TaylorAI/bge-micro-v2'"):
+        InstructIR.from_official("im.pt", "lm.pt", **TINY_INSTRUCTIR)
+    loaded = InstructIR.from_official("im.pt", "lm.pt", allow_other_encoder=True, **TINY_INSTRUCTIR)
     x = torch.rand(1, 3, 21, 30)
     with torch.no_grad():
         assert torch.allclose(loaded(x, "remove the noise"), source.eval()(x, "remove the noise"), atol=1e-6)
@@ -158,3 +163,38 @@ def test_a_nan_loss_is_returned_to_the_guard_not_raised():
     batch["hq"][0, 0, 0, 0] = float("nan")
     assert not torch.isfinite(model.training_step(batch, 0))
     assert any(type(c).__name__ == "NonFiniteGuard" for c in model.configure_callbacks())
+
+
+def test_auto_encoder_is_resolved_at_build_and_the_checkpoint_keeps_the_resolved_name(tmp_path: Path):
+    """A checkpoint must not switch encoder when another one (BGE) appears on disk later."""
+    model = InstructIR(**{**TINY_INSTRUCTIR, "text_encoder": "auto"})
+    resolved = resolve_text_encoder("auto")[0]
+    assert model.hparams["text_encoder"] == resolved != "auto"
+    path = tmp_path / "tiny.ckpt"
+    hparams = {**model.hparams, "_class_path": "restorezoo.models.instructir.InstructIR"}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams}, path)
+    assert torch.load(path, weights_only=True)["hyper_parameters"]["text_encoder"] == resolved
+    assert RestorationModule.from_checkpoint(path).text_encoder.name == resolved
+
+
+def test_a_head_trained_on_another_encoder_refuses_to_load_unless_allowed():
+    source = InstructIR(**TINY_INSTRUCTIR)
+    state = source.state_dict()
+    state["head_encoder"] = torch.tensor(list(b"TaylorAI/bge-micro-v2") + [0] * 107, dtype=torch.uint8)
+    with pytest.raises(CheckpointError) as error:
+        InstructIR(**TINY_INSTRUCTIR).load_state_dict(state)
+    assert "\n" not in str(error.value) and "'TaylorAI/bge-micro-v2'" in str(error.value)
+    assert "allow_other_encoder" in str(error.value)
+    allowed = InstructIR(**TINY_INSTRUCTIR, allow_other_encoder=True)
+    allowed.load_state_dict(state)
+    assert torch.equal(allowed.head.fc1.weight, source.head.fc1.weight)
+    assert bytes(allowed.head_encoder[allowed.head_encoder > 0].tolist()).decode() == "all-MiniLM-L6-v2"
+    InstructIR(**TINY_INSTRUCTIR).load_state_dict(source.state_dict())  # its own encoder: loads
+
+
+def test_prompts_are_read_up_to_512_tokens_as_released(tiny_instructir):
+    encoder = tiny_instructir.text_encoder
+    assert encoder.model.max_seq_length == 512
+    stem = "remove the noise " * 70  # about 210 tokens: past the old 128-token cut
+    a, b = encoder([stem + "and the rain", stem + "and brighten it"])
+    assert not torch.allclose(a, b), "words after token 128 must still change the embedding"

