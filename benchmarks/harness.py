@@ -363,9 +363,9 @@ class ZooModel:
             return self._latent_gmacs(meta, lq, steps)
 
     def _latent_gmacs(self, meta: Any, lq: torch.Tensor, steps: int) -> dict[str, float]:
-        from restorezoo.models.latent_diffusion import _pad_to_multiple
+        from restorezoo.tiling import pad_to_multiple
 
-        padded = _pad_to_multiple(lq, meta.pixel_multiple) if lq.device.type != "meta" else lq
+        padded = pad_to_multiple(lq, meta.pixel_multiple, "reflect") if lq.device.type != "meta" else lq
         holder: dict[str, Any] = {}
 
         def condition() -> None:
@@ -418,7 +418,7 @@ def _irsde(smoke: bool) -> Any:
 
 def _spire(smoke: bool) -> Any:
     from restorezoo.models import SPIRE
-    from restorezoo.models.latent_diffusion import RANDOM_SD15
+    from restorezoo.models.stable_diffusion import RANDOM_SD15
 
     return SPIRE(
         pretrained="tiny" if smoke else RANDOM_SD15, fusion="modulation", scheduler="ddim", steps=20,
@@ -428,7 +428,7 @@ def _spire(smoke: bool) -> Any:
 
 def _diffrestorer(smoke: bool) -> Any:
     from restorezoo.models import DiffRestorer
-    from restorezoo.models.latent_diffusion import RANDOM_SD15
+    from restorezoo.models.stable_diffusion import RANDOM_SD15
 
     model = DiffRestorer(
         pretrained="tiny" if smoke else RANDOM_SD15, clip_model="tiny" if smoke else "ViT-L-14",
@@ -497,9 +497,9 @@ def denoiser_step(zoo: ZooModel, model: Any, lq: torch.Tensor, fast: bool) -> Ca
                     return model.sampling_unet(x, lq, t, degradation, content)
 
             return step
-        from restorezoo.models.latent_diffusion import _pad_to_multiple
+        from restorezoo.tiling import pad_to_multiple
 
-        padded = _pad_to_multiple(lq, model.pixel_multiple)
+        padded = pad_to_multiple(lq, model.pixel_multiple, "reflect")
         cond = model.condition(zoo.batch(padded))
         scale = float(zoo.sampling.get("guidance_scale", model.guidance_scale))
         uncond = model.unconditional(cond) if scale != 1.0 else None

@@ -51,7 +51,7 @@ def vae_decoder(smoke: bool) -> torch.nn.Module:
     """SD 1.5's AutoencoderKL shape (or a tiny one), random weights."""
     from diffusers import AutoencoderKL
 
-    from restorezoo.models.latent_diffusion import SD15_VAE_CONFIG
+    from restorezoo.models.stable_diffusion import SD15_VAE_CONFIG
 
     config = dict(SD15_VAE_CONFIG)
     if smoke:

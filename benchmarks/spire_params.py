@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from restorezoo.models.latent_diffusion import (
+from restorezoo.models.spire import SpireControl
+from restorezoo.models.stable_diffusion import (
     SD15_TEXT_CONFIG,
     SD15_UNET_CONFIG,
     SD15_VAE_CONFIG,
     FrozenStableDiffusion,
     OpenCLIPTokenizer,
 )
-from restorezoo.models.spire import SpireControl
 
 
 def count(module: torch.nn.Module) -> float:

@@ -14,7 +14,6 @@ usage). ``load_model(DIR)`` and ``load_model("org/name")`` (through ``huggingfac
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 import yaml
 
 from restorezoo.errors import CheckpointError
-from restorezoo.weights import load_checkpoint
+from restorezoo.weights import hub_offline, load_checkpoint
 
 
 def _plain(value: Any) -> Any:
@@ -297,10 +296,6 @@ def _shown_path(table: Path, ckpt: Path) -> str:
         return table.name
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
 def _looks_like_repo_id(text: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text) is not None and not text.endswith(CHECKPOINT_SUFFIXES)
 
@@ -334,7 +329,7 @@ def download_export(repo_id: str) -> Path:
     """A hub repo's export files in the local cache (network unless ``HF_HUB_OFFLINE=1``)."""
     from restorezoo.errors import WeightsNotFoundError
 
-    offline = _hub_offline()
+    offline = hub_offline()
     hint = "download the repo elsewhere and pass its folder: load_model('path/to/folder') or --ckpt path/to/folder"
     try:
         from huggingface_hub import snapshot_download

@@ -13,8 +13,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
+
+
+def pad_to_multiple(images: Tensor, multiple: int, mode: str = "zeros") -> Tensor:
+    """Pad the bottom/right of N×C×H×W images so H and W are multiples of ``multiple``.
+
+    ``"zeros"`` is what NAFNet/InstructIR's release does; ``"reflect"`` mirrors the border (IR-SDE's
+    release, the latent-diffusion models) and falls back to replicating it where a side is shorter
+    than its padding (reflection needs pad < side).
+    """
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return images
+    if mode == "zeros":
+        return F.pad(images, (0, pad_w, 0, pad_h))
+    if mode != "reflect":
+        raise ValueError(f"pad mode must be 'zeros' or 'reflect', got {mode!r}")
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from restorezoo.errors import NonFiniteLossError
+from restorezoo.files import atomic_writer
 
 RECORD_KEY = "restorezoo"
 """Key of restorezoo's own entry in a Lightning checkpoint."""
@@ -182,18 +182,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if "://" in str(path) or storage_options is not None:  # remote storage: Lightning's writer
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(path) as handle:
+            torch.save(checkpoint, handle)
 
 
 class AtomicCheckpoints(Callback):

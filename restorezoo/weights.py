@@ -30,7 +30,8 @@ from restorezoo.errors import CheckpointError, WeightsNotFoundError, first_line
 WEIGHTS_ENV = "RESTOREZOO_WEIGHTS"
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
+    """Whether the user switched the model hub off (``HF_HUB_OFFLINE``): the one place that reads it."""
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
@@ -63,7 +64,7 @@ def offline_unless_reachable() -> bool:
     Without it a machine with no network waits out the clients' retries (a minute for DA-CLIP's CLIP)
     before a missing weight is reported. Returns True when it switched.
     """
-    if _offline() or hub_reachable():
+    if hub_offline() or hub_reachable():
         return False
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -109,7 +110,7 @@ def resolve_weights(name: str | os.PathLike[str], *, what: str = "weights", down
         if local is not None:
             return local
         searched.append(f"HF cache for {repo_id}")
-        if download and not _offline():
+        if download and not hub_offline():
             local = _from_hub(repo_id, filename, local_only=False)
             if local is not None:
                 return local
@@ -134,6 +135,60 @@ def _from_hub(repo_id: str, filename: str | None, *, local_only: bool) -> Path |
         return Path(huggingface_hub.hf_hub_download(repo_id, filename, local_files_only=local_only))
     except Exception:
         return None
+
+
+SD_FILES = ("*.json", "*.txt", "unet/*.safetensors", "vae/*.safetensors", "text_encoder/*.safetensors")
+"""What a hub download of an SD repo fetches (not the multi-GB single-file checkpoints next to it)."""
+
+
+def resolve_stable_diffusion(name: str) -> Path:
+    """A local SD folder, ``$RESTOREZOO_WEIGHTS``/HF cache entry, or a hub download of the diffusers files only."""
+    try:
+        return resolve_weights(name, what="Stable Diffusion weights", download=False)
+    except WeightsNotFoundError as error:
+        if hub_offline() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+            raise WeightsNotFoundError(
+                f"{error} (diffusers layout: unet/, vae/, text_encoder/, tokenizer/, scheduler/)"
+            ) from None
+        try:
+            import huggingface_hub
+
+            return Path(huggingface_hub.snapshot_download(name, allow_patterns=list(SD_FILES)))
+        except Exception as download_error:
+            raise WeightsNotFoundError(
+                f"Stable Diffusion weights '{name}' not in the cache and the hub download failed "
+                f"({type(download_error).__name__}); download the diffusers folder and pass its path"
+            ) from None
+
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+"""torchvision's ImageNet VGG-19 (``VGG19_Weights.IMAGENET1K_V1``) file name."""
+
+
+def vgg19_imagenet_state() -> dict[str, Tensor]:
+    """torchvision's ImageNet VGG-19 state dict: torch hub cache, ``$RESTOREZOO_WEIGHTS``, else a download."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if cached.is_file():
+        return load_state_dict(cached)
+    try:
+        return load_state_dict(resolve_weights(VGG19_FILE, what="VGG-19 weights", download=False))
+    except WeightsNotFoundError:
+        pass
+    from torchvision.models import VGG19_Weights
+
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    hint = (
+        f"download {url} into {cached.parent} or ${WEIGHTS_ENV}, or pass its path as perceptual_weights "
+        "('tiny-random' only for smoke tests)"
+    )
+    if hub_offline():
+        raise WeightsNotFoundError(f"VGG-19 ImageNet weights {VGG19_FILE} not found (offline); {hint}")
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsNotFoundError(
+            f"VGG-19 ImageNet weights {VGG19_FILE} unreachable ({type(error).__name__}); {hint}"
+        ) from None
 
 
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:

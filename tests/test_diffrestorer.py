@@ -17,11 +17,11 @@ from restorezoo.models import MODELS
 from restorezoo.models.diffrestorer import (
     DegradationAwareDecoder,
     DiffRestorer,
-    DiffRestorerDecoder,
-    PerceptualLoss,
     decode_with_refinement,
     vae_encoder_features,
 )
+from restorezoo.models.diffrestorer_decoder import DiffRestorerDecoder
+from restorezoo.models.losses import PerceptualLoss
 
 TASKS = ["noise", "lowlight", "blur"]
 TINY = dict(

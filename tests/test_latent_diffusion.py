@@ -10,17 +10,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restorezoo.errors import RestoreZooError, WeightsNotFoundError
-from restorezoo.models.latent_diffusion import (
-    SCHEDULERS,
-    FrozenStableDiffusion,
-    LatentDiffusionRestorer,
-    build_control_branch,
-    guided,
-    make_scheduler,
-    sample_latents,
-    tiled_apply,
-    zero_conv,
-)
+from restorezoo.models.controlnet import build_control_branch, zero_conv
+from restorezoo.models.latent_diffusion import LatentDiffusionRestorer
+from restorezoo.models.sampling import SCHEDULERS, guided, make_scheduler, sample_latents
+from restorezoo.models.stable_diffusion import FrozenStableDiffusion
+from restorezoo.tiling import tiled_apply
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,7 @@ def test_attention_runs_through_sdpa(monkeypatch):
 def test_diffusers_attention_uses_the_sdpa_processor():
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-    from restorezoo.models.latent_diffusion import FrozenStableDiffusion
+    from restorezoo.models.stable_diffusion import FrozenStableDiffusion
 
     sd = FrozenStableDiffusion.tiny()
     attention = [m for module in (sd.unet, sd.vae) for m in module.modules() if isinstance(m, Attention)]

@@ -137,11 +137,11 @@ def test_same_seed_same_output_and_blind_defaults(model):
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(monkeypatch):
-    from restorezoo.models import latent_diffusion
+    from restorezoo.models import stable_diffusion
 
     calls = []
-    checkpoint = latent_diffusion.checkpoint
-    monkeypatch.setattr(latent_diffusion, "checkpoint", lambda *a, **k: calls.append(1) or checkpoint(*a, **k))
+    checkpoint = stable_diffusion.checkpoint
+    monkeypatch.setattr(stable_diffusion, "checkpoint", lambda *a, **k: calls.append(1) or checkpoint(*a, **k))
     grads = []
     for flag in (False, True):
         torch.manual_seed(0)  # E' draws its initial weights from the global generator

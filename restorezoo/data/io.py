@@ -7,8 +7,6 @@ Writes are atomic so an interrupted run never leaves a half-written image behind
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from restorezoo.errors import ImageLoadError, InvalidImageError
+from restorezoo.files import atomic_writer
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_PIXELS = 200_000_000
@@ -166,19 +165,11 @@ def tensor_to_uint8(image: Tensor) -> np.ndarray:
 def save_image(image: Tensor, path: str | Path) -> Path:
     """Write a 3×H×W [0, 1] tensor as an 8-bit image, atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pil = Image.fromarray(tensor_to_uint8(image))
     suffix = path.suffix.lower() or ".png"
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None:
         raise ImageLoadError(f"unknown image format for output {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            options = {"quality": 95} if fmt == "JPEG" else {}
-            pil.save(handle, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path, suffix=suffix) as handle:
+        pil.save(handle, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return path

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from restorezoo.files import atomic_write_bytes
 from restorezoo.metrics.functional import psnr_ssim
 from restorezoo.metrics.learned import (
     FID_TOO_FEW,
@@ -42,7 +43,6 @@ from restorezoo.metrics.learned import (
 from restorezoo.metrics.papers import annotate_rows, protocol_note
 from restorezoo.metrics.protocol import RGB, MetricProtocol
 from restorezoo.metrics.tables import (
-    atomic_write_bytes,
     overall_means,
     print_table,
     rows_from_state,

@@ -7,12 +7,10 @@ the per-image sums and counts, which is what makes the DDP result equal the sing
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from restorezoo.files import atomic_write_text
+
 __all__ = [
     "KEY_COLUMNS",
     "NA_WEIGHTS",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "column_label",
     "format_value",
     "overall_means",
@@ -204,27 +202,6 @@ def to_markdown(
     lines += [line(r) for r in body]
     text = "\n".join(lines) + "\n"
     return f"## {title}\n\n{text}" if title else text
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write through a temporary file in the same folder then rename, so readers never see half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_markdown(

@@ -16,7 +16,7 @@ _EXPORTS = {
     "DACLIP": "restorezoo.models.daclip",
     "build_daclip": "restorezoo.models.daclip",
     "DiffRestorer": "restorezoo.models.diffrestorer",
-    "DiffRestorerDecoder": "restorezoo.models.diffrestorer",
+    "DiffRestorerDecoder": "restorezoo.models.diffrestorer_decoder",
     "InstructIR": "restorezoo.models.instructir",
     "InstructIRNet": "restorezoo.models.instructir",
     "IRSDE": "restorezoo.models.irsde",

@@ -237,6 +237,15 @@ class RestorationModule(L.LightningModule):
         return model.to(map_location).eval()
 
 
+def _moved_class(module_name: str, class_name: str) -> Any:
+    """A restorezoo class under its current module, for checkpoints written before it moved file."""
+    from restorezoo import models
+
+    if not module_name.startswith("restorezoo.models.") or class_name not in models._EXPORTS:
+        return None
+    return getattr(importlib.import_module(models._EXPORTS[class_name]), class_name)
+
+
 def model_class(class_path: str, source: str | Path = "") -> type[L.LightningModule]:
     """The LightningModule class a checkpoint names; only restorezoo's or an already imported module's.
 
@@ -250,7 +259,9 @@ def model_class(class_path: str, source: str | Path = "") -> type[L.LightningMod
     try:
         found = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
-        raise CheckpointError(f"{source} names the model class {class_path}, which does not exist") from error
+        found = _moved_class(module_name, class_name)
+        if found is None:
+            raise CheckpointError(f"{source} names the model class {class_path}, which does not exist") from error
     if not (isinstance(found, type) and issubclass(found, L.LightningModule)):
         raise CheckpointError(f"{source} names {class_path}, which is not a LightningModule")
     return found

@@ -17,15 +17,14 @@ A frozen Stable Diffusion 1.5 restores an image from what a frozen CLIP image en
   0.001·adversarial), combined with stage 1 at inference; ``decoder="plain"`` is the paper's "Ours_S".
 
 The frozen backbone, sampling loop and ControlNet copy come from :mod:`restorezoo.models.latent_diffusion`
-(shared with SPIRE). Frozen parts (SD, CLIP, VGG) never enter checkpoints; they are rebuilt from the
-specs the hyper-parameters record.
+(shared with SPIRE); stage 2's training module is ``diffrestorer_decoder.py``, its losses ``losses.py``.
+Frozen parts (SD, CLIP) never enter checkpoints; they are rebuilt from the specs the hyper-parameters record.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,12 @@ from torch import Tensor, nn
 
 from restorezoo.data.prompts import DIFFRESTORER_CLASSES, canonical_task
 from restorezoo.encoders.clip import clip_pixels, load_clip, tiny_clip
-from restorezoo.errors import RestoreZooError, WeightsNotFoundError
-from restorezoo.models.base import RestorationModule
-from restorezoo.models.latent_diffusion import (
-    SD15,
-    LatentDiffusionRestorer,
-    build_control_branch,
-    zero_conv,
-)
+from restorezoo.errors import RestoreZooError
+from restorezoo.models.controlnet import build_control_branch, zero_conv
+from restorezoo.models.latent_diffusion import LatentDiffusionRestorer
+from restorezoo.models.stable_diffusion import SD15
 from restorezoo.tiling import tiled_apply
-from restorezoo.weights import WEIGHTS_ENV, load_checkpoint, load_state_dict, resolve_weights
+from restorezoo.weights import load_checkpoint, resolve_weights
 
 DECODERS = ("drb", "plain")
 """``drb``: the degradation-aware decoder (stage 2, "Ours"); ``plain``: SD's VAE decoder ("Ours_S")."""
@@ -613,279 +608,6 @@ class DiffRestorer(LatentDiffusionRestorer):
         return super().restore(batch, **sampling)
 
 
-# ====================================================================== stage 2: the decoder's losses
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
-"""torchvision's ImageNet VGG-19 (``VGG19_Weights.IMAGENET1K_V1``) file name."""
-
-VGG19_TAPS = (4, 9, 18, 27, 36)
-"""Ends of the ``vgg19().features`` slices whose last layer is relu1_2, relu2_2, relu3_4, relu4_4, relu5_4."""
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
-def _vgg19_imagenet_state() -> dict[str, Tensor]:
-    """torchvision's ImageNet VGG-19 state dict: torch hub cache, ``$RESTOREZOO_WEIGHTS``, else a download."""
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if cached.is_file():
-        return load_state_dict(cached)
-    try:
-        return load_state_dict(resolve_weights(VGG19_FILE, what="VGG-19 weights", download=False))
-    except WeightsNotFoundError:
-        pass
-    from torchvision.models import VGG19_Weights
-
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    hint = (
-        f"download {url} into {cached.parent} or ${WEIGHTS_ENV}, or pass its path as perceptual_weights "
-        "('tiny-random' only for smoke tests)"
-    )
-    if _offline():
-        raise WeightsNotFoundError(f"VGG-19 ImageNet weights {VGG19_FILE} not found (offline); {hint}")
-    try:
-        return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsNotFoundError(
-            f"VGG-19 ImageNet weights {VGG19_FILE} unreachable ({type(error).__name__}); {hint}"
-        ) from None
-
-
-def build_vgg_stages(weights: str = "imagenet") -> nn.ModuleList:
-    """Frozen feature stages for the perceptual loss.
-
-    ``"imagenet"``: torchvision's VGG-19 up to relu5_4 (the paper's loss). A path: a VGG-19 state dict
-    file in torchvision's layout. ``"tiny-random"``: a 3-stage random VGG-like net from a fixed seed,
-    only so tests and CPU quickstarts run offline — its "perceptual" loss means nothing.
-    """
-    if weights == "tiny-random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            widths = (3, 8, 16, 32)
-            stages = nn.ModuleList(
-                nn.Sequential(
-                    *([nn.MaxPool2d(2)] if i else []),
-                    nn.Conv2d(widths[i], widths[i + 1], 3, padding=1),
-                    nn.ReLU(),
-                    nn.Conv2d(widths[i + 1], widths[i + 1], 3, padding=1),
-                    nn.ReLU(),
-                )
-                for i in range(3)
-            )
-    else:
-        from torchvision.models import vgg19
-
-        state = (
-            _vgg19_imagenet_state()
-            if weights == "imagenet"
-            else load_state_dict(resolve_weights(weights, what="VGG-19 weights"))
-        )
-        vgg = vgg19(weights=None)
-        vgg.load_state_dict(state, strict=True)
-        bounds = (0, *VGG19_TAPS)
-        stages = nn.ModuleList(vgg.features[bounds[i] : bounds[i + 1]] for i in range(len(VGG19_TAPS)))
-    stages.requires_grad_(False)
-    return stages.eval()
-
-
-class PerceptualLoss(nn.Module):
-    """Mean L1 distance of frozen VGG features of two images in [0, 1] (ImageNet-normalised)."""
-
-    def __init__(self, weights: str = "imagenet") -> None:
-        super().__init__()
-        self.stages = build_vgg_stages(weights)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def train(self, mode: bool = True) -> PerceptualLoss:
-        return super().train(False)
-
-    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        x = (prediction - self.mean) / self.std
-        y = (target - self.mean) / self.std
-        loss = prediction.new_zeros(())
-        for stage in self.stages:
-            x, y = stage(x), stage(y)
-            loss = loss + F.l1_loss(x, y.detach())
-        return loss / len(self.stages)
-
-
-class PatchDiscriminator(nn.Module):
-    """pix2pix's N-layer PatchGAN: one real/fake logit per overlapping patch (70×70 at 3 layers)."""
-
-    def __init__(self, channels: int = 64, layers: int = 3) -> None:
-        super().__init__()
-        model: list[nn.Module] = [nn.Conv2d(3, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        width = channels
-        for n in range(1, layers + 1):
-            out = channels * min(2**n, 8)
-            stride = 2 if n < layers else 1
-            model += [
-                nn.Conv2d(width, out, 4, stride=stride, padding=1, bias=False),
-                nn.BatchNorm2d(out),
-                nn.LeakyReLU(0.2),
-            ]
-            width = out
-        model.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
-        self.model = nn.Sequential(*model)
-
-    def forward(self, images: Tensor) -> Tensor:
-        """Logits of images in [0, 1]."""
-        return self.model(images * 2 - 1)
-
-
-# ====================================================================== stage 2: the decoder's module
-def build_stage1(spec: str | dict[str, Any]) -> DiffRestorer:
-    """The frozen stage-1 model a decoder trains against: a ``restorezoo fit`` checkpoint, or init
-    args of a random ``DiffRestorer`` (smoke tests; built from a fixed seed so it reloads identically)."""
-    if isinstance(spec, dict):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = DiffRestorer(**spec)
-    else:
-        loaded = DiffRestorer.from_checkpoint(resolve_weights(spec, what="Diff-Restorer stage-1 checkpoint"))
-        assert isinstance(loaded, DiffRestorer)
-        model = loaded
-    model.requires_grad_(False)
-    return model.eval()
-
-
-class DiffRestorerDecoder(RestorationModule):
-    """Diff-Restorer stage 2: train the degradation-aware decoder on z0 = E(HQ) (§3.4).
-
-    The VAE encoder stays frozen; the decoder (a copy of SD's) and its refinement blocks learn to
-    decode the HQ latents with the LQ image's encoder features and P_D from the frozen stage-1 model,
-    under L2 + 0.1·VGG-19 perceptual + 0.001·adversarial (PatchGAN, non-saturating) losses. Validation
-    and test restore through stage 1 with this decoder, so the table shows the combined model.
-    ``DiffRestorer(decoder_ckpt=<this checkpoint>)`` combines them later.
-
-    Args:
-        stage1: a stage-1 ``restorezoo fit`` checkpoint, or ``DiffRestorer`` init args (random; smoke tests).
-        perceptual_weights: "imagenet" (torchvision's VGG-19: cache, ``$RESTOREZOO_WEIGHTS`` or download),
-            a VGG-19 state-dict file, or "tiny-random" (a random VGG-like net; tests/quickstarts only).
-        l2_weight, perceptual_weight, adversarial_weight: loss weights (paper: 1, 0.1, 0.001).
-        train_decoder: train the decoder copy too (paper: only the encoder is frozen); False trains the
-            refinement blocks alone.
-        disc_channels, disc_layers: PatchGAN width and depth.
-        lr, betas, weight_decay: AdamW of the decoder and of the discriminator.
-    """
-
-    channels_last = True
-    compile_targets = ("decoder",)
-
-    def __init__(
-        self,
-        stage1: str | dict[str, Any] = "runs/diffrestorer/checkpoints/last.ckpt",
-        perceptual_weights: str = "imagenet",
-        l2_weight: float = 1.0,
-        perceptual_weight: float = 0.1,
-        adversarial_weight: float = 0.001,
-        train_decoder: bool = True,
-        disc_channels: int = 64,
-        disc_layers: int = 3,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.5, 0.9),
-        weight_decay: float = 0.0,
-    ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas)
-        self.save_hyperparameters()
-        if isinstance(stage1, str) and Path(stage1).is_file():
-            self.hparams["stage1"] = str(Path(stage1).resolve())  # reloads from any working directory
-        self.automatic_optimization = False
-        self._frozen = [build_stage1(stage1), PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None]
-        stage = self.stage1
-        self.decoder = DegradationAwareDecoder(stage.sd.vae, stage.degradation_dim, train_decoder)
-        self.discriminator = PatchDiscriminator(disc_channels, disc_layers) if adversarial_weight > 0 else None
-        self.l2_weight, self.perceptual_weight, self.adversarial_weight = l2_weight, perceptual_weight, adversarial_weight
-        stage.set_refinement_decoder(self.decoder)
-
-    @property
-    def stage1(self) -> DiffRestorer:
-        """The frozen stage-1 model (not registered: never in this checkpoint; rebuilt from ``stage1``)."""
-        return self._frozen[0]
-
-    @property
-    def perceptual(self) -> PerceptualLoss | None:
-        return self._frozen[1]
-
-    def _apply(self, fn: Callable, recurse: bool = True) -> DiffRestorerDecoder:
-        super()._apply(fn, recurse)
-        for module in self._frozen:
-            if module is not None:
-                module._apply(fn, recurse)
-        return self
-
-    def reconstruct(self, batch: dict[str, Any]) -> Tensor:
-        """The decoder's image of E(HQ) given the LQ image (training view), in [0, 1] (not clamped)."""
-        stage, sd = self.stage1, self.stage1.sd
-        hq, lq = batch["hq"].float(), batch["lq"].float()
-        stage._check_size(hq)
-        with torch.no_grad():
-            latents = sd.encode_image(hq) / sd.scaling_factor
-            features = vae_encoder_features(sd.vae, lq)
-            p_d = stage.prompts(lq, stage.sampling_control)[1]
-        return (self.decoder(latents, features, p_d).float() + 1) / 2
-
-    def generator_losses(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """(weighted loss, its parts, the reconstruction)."""
-        hq = batch["hq"].float()
-        prediction = self.reconstruct(batch)
-        parts = {"l2": F.mse_loss(prediction, hq)}
-        loss = self.l2_weight * parts["l2"]
-        if self.perceptual is not None:
-            parts["perceptual"] = self.perceptual(prediction, hq)
-            loss = loss + self.perceptual_weight * parts["perceptual"]
-        if self.discriminator is not None:
-            parts["adversarial"] = F.softplus(-self.discriminator(prediction)).mean()
-            loss = loss + self.adversarial_weight * parts["adversarial"]
-        return loss, parts, prediction
-
-    def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The decoder's loss (the discriminator's step is in ``training_step``)."""
-        loss, parts, _ = self.generator_losses(batch)
-        return loss, {name: value.detach() for name, value in parts.items()}
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        loss, parts, prediction = self.generator_losses(batch)  # non-finite losses: NonFiniteGuard
-        optimizers[0].zero_grad()
-        self.manual_backward(loss)
-        optimizers[0].step()
-        size = batch["lq"].shape[0]
-        if self.discriminator is not None:
-            real = self.discriminator(batch["hq"].float())
-            fake = self.discriminator(prediction.detach())
-            loss_d = F.softplus(-real).mean() + F.softplus(fake).mean()
-            optimizers[1].zero_grad()
-            self.manual_backward(loss_d)
-            optimizers[1].step()
-            self.log("train/discriminator", loss_d.detach(), batch_size=size)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
-        for name, value in parts.items():
-            self.log(f"train/{name}", value.detach(), batch_size=size)
-        return loss.detach()
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        """AdamW for the decoder (+ refinement blocks) and, with an adversarial loss, the discriminator."""
-        params = [p for p in self.decoder.parameters() if p.requires_grad]
-        optimizers = [torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)]
-        if self.discriminator is not None:
-            optimizers.append(
-                torch.optim.AdamW(self.discriminator.parameters(), lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
-            )
-        return optimizers
-
-    @torch.no_grad()
-    def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
-        """Stage-1 sampling decoded with this decoder (the combined model)."""
-        self.stage1.set_refinement_decoder(self.decoder)
-        return self.stage1.restore(batch, decoder="drb", **sampling)
-
-
 def load_refinement_decoder(path: str | Path, vae: nn.Module, degradation_dim: int = 256) -> DegradationAwareDecoder:
     """The ``decoder.*`` weights of a ``DiffRestorerDecoder`` checkpoint, strictly, on a copy of ``vae``."""
     checkpoint = load_checkpoint(resolve_weights(path, what="Diff-Restorer decoder checkpoint"))
@@ -907,13 +629,8 @@ __all__ = [
     "DegradationModulationBlock",
     "DiffRestorer",
     "DiffRestorerControl",
-    "DiffRestorerDecoder",
-    "PatchDiscriminator",
-    "PerceptualLoss",
     "PromptProcessor",
     "build_clip_image_encoder",
-    "build_stage1",
-    "build_vgg_stages",
     "decode_with_refinement",
     "load_refinement_decoder",
     "vae_encoder_features",

@@ -35,6 +35,7 @@ from restorezoo.models.base import (
     sample_generators,
 )
 from restorezoo.models.daclip import DACLIPConditioned
+from restorezoo.tiling import pad_to_multiple
 from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
 SAMPLERS = ("posterior", "euler")
@@ -627,14 +628,6 @@ class ConditionalUNet(nn.Module):
         self.final_conv = nn.Conv2d(nf, out_nc, 3, 1, 1)
         self.pad_multiple = 2**self.depth
 
-    def _pad(self, x: Tensor) -> Tensor:
-        height, width = x.shape[-2:]
-        pad_h, pad_w = -height % self.pad_multiple, -width % self.pad_multiple
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward(
         self,
         x_t: Tensor,
@@ -646,7 +639,7 @@ class ConditionalUNet(nn.Module):
         """Predict the noise of state ``x_t`` at time ``t`` (B or scalar) given the LQ image and DA-CLIP embeddings."""
         height, width = x_t.shape[-2:]
         t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
-        x = self.init_conv(self._pad(torch.cat([x_t - lq, lq], dim=1)))
+        x = self.init_conv(pad_to_multiple(torch.cat([x_t - lq, lq], dim=1), self.pad_multiple, "reflect"))
         first = x
         emb = self.time_mlp(t).to(x.dtype)
         if self.use_degra_context and degradation_context is not None:

@@ -82,12 +82,3 @@ def upsample(channels: int) -> nn.Sequential:
     """Double resolution, halve channels: 1×1 conv to 2C, then PixelShuffle(2) (C/2 channels out)."""
     return nn.Sequential(nn.Conv2d(channels, channels * 2, 1, bias=False), nn.PixelShuffle(2))
 
-
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Zero-pad the bottom/right of an N×C×H×W tensor so H and W are multiples of ``multiple``."""
-    height, width = x.shape[-2:]
-    pad_h = (multiple - height % multiple) % multiple
-    pad_w = (multiple - width % multiple) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h))

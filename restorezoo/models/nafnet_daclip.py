@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.daclip import DACLIPConditioned
-from restorezoo.models.nafnet import LayerNorm2d, NAFBlock, downsample, pad_to_multiple, upsample
+from restorezoo.models.nafnet import LayerNorm2d, NAFBlock, downsample, upsample
+from restorezoo.tiling import pad_to_multiple
 
 
 class DegradationPromptModule(nn.Module):

@@ -15,7 +15,7 @@ consumes (12 and the middle block in SD 1.5), where ControlNet puts its zero con
 does not list them.
 
 The backbone, noise-prediction loss, EMA and guided sampling come from ``LatentDiffusionRestorer``
-(models/latent_diffusion.py); this file holds only what is SPIRE's.
+(models/latent_diffusion.py, stable_diffusion.py, controlnet.py); this file holds only what is SPIRE's.
 """
 
 from __future__ import annotations
@@ -27,13 +27,9 @@ from torch import Tensor, nn
 
 from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
 from restorezoo.errors import RestoreZooError
-from restorezoo.models.latent_diffusion import (
-    SD15,
-    ControlBranch,
-    LatentDiffusionRestorer,
-    build_control_branch,
-    zero_conv,
-)
+from restorezoo.models.controlnet import ControlBranch, build_control_branch, zero_conv
+from restorezoo.models.latent_diffusion import LatentDiffusionRestorer
+from restorezoo.models.stable_diffusion import SD15
 
 FUSIONS = ("modulation", "additive")
 """``modulation``: SPIRE's ``(1 + γ) f + β``; ``additive``: ControlNet-SR's ``f + conv(f_con)``."""
