@@ -16,15 +16,8 @@ from restorezoo.cli import main
 from restorezoo.data import Benchmark, RestorationDataModule
 from restorezoo.data.benchmarks import DACLIP_RGB, JPEG_Y, PRESETS, SR_Y
 from restorezoo.data.check import check_config
-from restorezoo.data.datasets import (
-    CaptionedFolder,
-    Item,
-    PairedFolder,
-    RestorationDataset,
-    UniversalFolder,
-    match_pairs,
-    pair_keys,
-)
+from restorezoo.data.datasets import CaptionedFolder, Item, PairedFolder, RestorationDataset, UniversalFolder
+from restorezoo.data.pairing import match_pairs, pair_keys
 from restorezoo.errors import DataError
 from tests.conftest import write_photo
 

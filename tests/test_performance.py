@@ -199,7 +199,7 @@ def test_instructir_training_loss_reads_nothing_back(monkeypatch):
 
 
 def test_the_sampler_shards_one_global_order_across_ranks():
-    from restorezoo.data.datamodule import ResumableSampler
+    from restorezoo.data.samplers import ResumableSampler
 
     def draw(world: int, rank: int) -> list[tuple[int, int]]:
         sampler = ResumableSampler(10)

@@ -19,13 +19,10 @@ from typing import Any
 import yaml
 
 from restorezoo.data.benchmarks import PRESETS
-from restorezoo.data.datasets import (
-    Manifest,
-    pair_files,
-    read_coco_captions,
-    universal_folders,
-)
+from restorezoo.data.captions import read_coco_captions
+from restorezoo.data.datasets import Manifest, universal_folders
 from restorezoo.data.io import list_images, load_image
+from restorezoo.data.pairing import pair_files
 from restorezoo.errors import DataError, RestoreZooError
 
 STAGES = ("train", "val", "test", "predict")

@@ -16,7 +16,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,32 +27,18 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from restorezoo.data.batch import make_sample
+from restorezoo.data.captions import read_coco_captions, read_daclip_captions
 from restorezoo.data.degrade import build_degradation
 from restorezoo.data.io import list_images, load_image
+from restorezoo.data.pairing import KeyFn, match_pairs, require_dir
 from restorezoo.data.prompts import INSTRUCTIR_TASKS, canonical_task, instructions
+from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
+from restorezoo.data.samplers import SeededIndex
 from restorezoo.errors import DataError, ImageLoadError
 from restorezoo.metrics.protocol import RGB, MetricProtocol
 
 MAX_SKIPPED_IN_A_ROW = 8
 """Unreadable training images in a row after which the dataset gives up (the data is broken, not one file)."""
-
-
-class SeededIndex(int):
-    """A training index that carries the seed of its sample's randomness (crop, flip, degradation, prompt).
-
-    The training sampler draws both from (run seed, epoch, position), so a run resumed mid-epoch
-    from ``last.ckpt`` sees exactly the samples it would have seen uninterrupted.
-    """
-
-    seed: int
-
-    def __new__(cls, index: int, seed: int) -> SeededIndex:
-        value = super().__new__(cls, index)
-        value.seed = int(seed)
-        return value
-
-    def __reduce__(self) -> tuple[type, tuple[int, int]]:  # survives the trip to dataloader workers
-        return SeededIndex, (int(self), self.seed)
 
 
 @dataclass
@@ -294,115 +280,9 @@ class RestorationDataset(Dataset):
         return sample
 
 
-DACLIP_DEGRADATIONS: dict[str, str] = {
-    "motion-blurry": "blur",
-    "hazy": "haze",
-    "jpeg-compressed": "jpeg",
-    "low-light": "lowlight",
-    "noisy": "noise",
-    "raindrop": "raindrop",
-    "rainy": "rain",
-    "shadowed": "shadow",
-    "snowy": "snow",
-    "uncompleted": "inpainting",
-}
-"""DA-CLIP's ten degradation words (its folder names) → restorezoo task names.
-
-Kept here as well as in the prompt vocabulary so datasets can name DA-CLIP's tasks (raindrop, snow,
-shadow, inpainting) even where the instruction bank has no entry for them.
-"""
-
-
 def _task_name(task: str | None) -> str:
-    if not task:
-        return ""
-    try:
-        return canonical_task(task)
-    except ValueError:
-        key = task.strip().lower()
-        if key in DACLIP_DEGRADATIONS:
-            return DACLIP_DEGRADATIONS[key]
-        if key in DACLIP_DEGRADATIONS.values():
-            return key
-        raise
-
-
-KeyFn = Callable[[Path], str]
-"""Maps a file to the name it is paired by."""
-
-
-def _strip_suffix(suffix: str) -> KeyFn:
-    def key(path: Path) -> str:
-        stem = path.stem
-        return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
-
-    return key
-
-
-def pair_keys(match: str | KeyFn = "stem") -> tuple[KeyFn, KeyFn]:
-    """The (LQ, HQ) key functions of a ``match`` mode.
-
-    - ``"stem"``: identical file stems (``0001.png`` ↔ ``0001.jpg``);
-    - ``"prefix"``: the LQ stem up to its first ``_`` (SOTS: ``0001_0.8_0.2.png`` ↔ ``0001.png``);
-    - ``"suffix:LQ,HQ"``: strip each side's suffix when present (RainDrop: ``"suffix:_rain,_clean"``
-      pairs ``0_rain.png`` with ``0_clean.png``; SRD: ``"suffix:,_free"``); either part may be empty;
-    - a callable ``Path -> str`` applied to both sides (Python use; configs take the strings).
-    """
-    if callable(match):
-        return match, match
-    if match == "stem":
-        return _strip_suffix(""), _strip_suffix("")
-    if match == "prefix":
-        return (lambda path: path.stem.split("_")[0]), _strip_suffix("")
-    if match.startswith("suffix:"):
-        parts = match[len("suffix:") :].split(",")
-        if len(parts) != 2:
-            raise DataError(f"match '{match}' needs two comma-separated suffixes, e.g. 'suffix:_rain,_clean'")
-        return _strip_suffix(parts[0].strip()), _strip_suffix(parts[1].strip())
-    raise DataError(f"unknown match mode '{match}'; use 'stem', 'prefix' or 'suffix:LQ_SUFFIX,HQ_SUFFIX'")
-
-
-def pair_files(
-    lq_dir: Path, hq_dir: Path, match: str | KeyFn = "stem"
-) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
-    """Pair the images of two folders without raising: ``(pairs, unmatched LQ, unused HQ)``.
-
-    Unused HQ files are only a problem for one-to-one modes; with ``"prefix"`` several LQ files
-    (SOTS/ITS haze levels) may share one HQ image and some HQ images may have none.
-    """
-    lq_key, hq_key = pair_keys(match)
-    hq_files = {hq_key(p): p for p in list_images(hq_dir)}
-    pairs, unmatched = [], []
-    for lq in list_images(lq_dir):
-        hq = hq_files.get(lq_key(lq))
-        (pairs.append((lq, hq)) if hq is not None else unmatched.append(lq))
-    used = {hq for _, hq in pairs}
-    return pairs, unmatched, [p for p in hq_files.values() if p not in used]
-
-
-def match_pairs(lq_dir: Path, hq_dir: Path, match: str | KeyFn = "stem") -> list[tuple[Path, Path]]:
-    """Pair LQ and HQ files by name (see ``pair_keys`` for the ``match`` modes).
-
-    Raises a ``DataError`` listing unmatched files on either side.
-    """
-    pairs, unmatched, unused = pair_files(lq_dir, hq_dir, match)
-    orphans = [] if match == "prefix" else [p.name for p in unused]
-    if unmatched or orphans:
-        shown = ", ".join(([p.name for p in unmatched] + orphans)[:8])
-        raise DataError(
-            f"{len(unmatched)} LQ files in {lq_dir} and {len(orphans)} HQ files in "
-            f"{hq_dir} have no partner (matching by {match}): {shown}"
-        )
-    return pairs
-
-
-def _require_dir(path: str | Path, what: str) -> Path:
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise DataError(f"{what} folder not found: {path}")
-    if not list_images(path):
-        raise DataError(f"{what} folder {path} holds no images")
-    return path
+    """Canonical task of a name, synonym or DA-CLIP folder word ("snowy" → "snow"); "" for none."""
+    return canonical_task(task) if task else ""
 
 
 class PairedFolder(RestorationDataset):
@@ -425,11 +305,11 @@ class PairedFolder(RestorationDataset):
         seed: int = 0,
     ) -> None:
         super().__init__(benchmark or Path(lq_dir).parent.name, protocol, prompt, caption, repeat, seed)
-        lq_path = _require_dir(lq_dir, "LQ")
+        lq_path = require_dir(lq_dir, "LQ")
         if hq_dir is None:
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in list_images(lq_path)]
         else:
-            self.pairs = list(match_pairs(lq_path, _require_dir(hq_dir, "HQ"), match))
+            self.pairs = list(match_pairs(lq_path, require_dir(hq_dir, "HQ"), match))
         self.task = _task_name(task)
 
     def num_items(self) -> int:
@@ -545,7 +425,7 @@ class Synthetic(RestorationDataset):
         seed: int = 0,
     ) -> None:
         super().__init__(benchmark or Path(hq_dir).name, protocol, prompt, caption, repeat, seed)
-        self.files = list_images(_require_dir(hq_dir, "HQ"))
+        self.files = list_images(require_dir(hq_dir, "HQ"))
         self.degradation = build_degradation(degradation)
         self.task = _task_name(task) if task else ""
 
@@ -555,45 +435,6 @@ class Synthetic(RestorationDataset):
     def item(self, index: int, generator: torch.Generator) -> Item:
         path = self.files[index]
         return Item(hq=load_image(path), task=self.task, name=path.stem, degradation=self.degradation)
-
-
-SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
-    "train": (
-        "astronaut",
-        "motorcycle",
-        "hubble_deep_field",
-        "retina",
-        "camera",
-        "brick",
-        "grass",
-        "gravel",
-        "coins",
-        "moon",
-    ),
-    "val": ("immunohistochemistry",),
-    "test": ("chelsea", "coffee", "rocket"),
-}
-"""Photos bundled with scikit-image, split once and for all so results are comparable across runs."""
-
-
-def center_crop(image: Tensor, max_side: int | None) -> Tensor:
-    """Centre-crop a C×H×W image to at most ``max_side`` pixels per side (None: unchanged)."""
-    if max_side is None:
-        return image
-    height, width = image.shape[-2:]
-    top, left = max((height - max_side) // 2, 0), max((width - max_side) // 2, 0)
-    return image[:, top : top + max_side, left : left + max_side]
-
-
-def _sample_photo(name: str) -> Tensor:
-    import numpy as np
-    from skimage import data as skdata
-
-    array = np.asarray(skdata.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skdata, name)())
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    array = array[..., :3].astype(np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
 class Sample(RestorationDataset):
@@ -636,7 +477,7 @@ class Sample(RestorationDataset):
 
     @cached_property
     def photos(self) -> list[Tensor]:
-        return [_sample_photo(name) for name in self.names]
+        return [sample_photo(name) for name in self.names]
 
     def num_items(self) -> int:
         return len(self.names) * len(self.tasks)
@@ -673,34 +514,6 @@ def universal_folders(
             raise DataError(f"no <degradation>/LQ folders in {base}")
         return folders
     return [base / name for name in degradations]
-
-
-def _split_title(title: str) -> str:
-    """DA-CLIP titles read ``"{caption}: {degradation}"``; keep the caption."""
-    caption, sep, word = title.rpartition(": ")
-    return caption.strip() if sep and word.strip().lower() in DACLIP_DEGRADATIONS else title.strip()
-
-
-def read_daclip_captions(path: str | Path) -> dict[tuple[str, str], str]:
-    """Captions of a DA-CLIP CSV (``filepath``, ``title``; tab- or comma-separated) by (degradation, file name).
-
-    The released CSVs hold absolute paths of the machine they were made on, so rows are keyed by
-    the degradation folder and file name, which survive moving the tree.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"caption file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = handle.readline()
-        handle.seek(0)
-        reader = csv.DictReader(handle, delimiter="\t" if "\t" in header else ",")
-        if not {"filepath", "title"} <= set(reader.fieldnames or ()):
-            raise DataError(f"{path}: expected columns 'filepath' and 'title', found {reader.fieldnames}")
-        captions = {}
-        for row in reader:
-            file = Path((row.get("filepath") or "").replace("\\", "/"))
-            captions[(file.parent.parent.name, file.name)] = _split_title(row.get("title") or "")
-    return captions
 
 
 def _folder_task(name: str) -> str:
@@ -742,7 +555,7 @@ class UniversalFolder(RestorationDataset):
         self.folders = universal_folders(root, split, degradations)
         for folder in self.folders:
             task = _folder_task(folder.name)
-            pairs = match_pairs(_require_dir(folder / "LQ", "LQ"), _require_dir(folder / "GT", "GT"))
+            pairs = match_pairs(require_dir(folder / "LQ", "LQ"), require_dir(folder / "GT", "GT"))
             self.entries.extend((lq, hq, task, folder.name) for lq, hq in pairs)
         self.captions = read_daclip_captions(caption_file) if caption_file else {}
 
@@ -759,26 +572,6 @@ class UniversalFolder(RestorationDataset):
             name=lq.stem,
             params={"degradation": folder},
         )
-
-
-def read_coco_captions(path: str | Path) -> dict[str, list[str]]:
-    """COCO-style captions (``images``: id, file_name; ``annotations``: image_id, caption) by file name.
-
-    Images keep the JSON's order; an image without annotations gets an empty list.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"captions file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        names = {image["id"]: str(image["file_name"]) for image in data["images"]}
-        captions: dict[str, list[str]] = {name: [] for name in names.values()}
-        for note in data.get("annotations", []):
-            if note["image_id"] in names:
-                captions[names[note["image_id"]]].append(str(note["caption"]).strip())
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise DataError(f"{path}: not a COCO captions file ({type(error).__name__}: {error})") from error
-    return captions
 
 
 class CaptionedFolder(RestorationDataset):
@@ -817,7 +610,7 @@ class CaptionedFolder(RestorationDataset):
         super().__init__(benchmark or Path(image_dir).name, protocol, prompt, caption, repeat, seed)
         if not 0.0 <= caption_dropout <= 1.0:
             raise DataError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
-        folder = _require_dir(image_dir, "image")
+        folder = require_dir(image_dir, "image")
         listed = read_coco_captions(captions_json)
         missing = [name for name in listed if not (folder / name).is_file()]
         if missing:

@@ -15,16 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from restorezoo.data.datasets import (
-    SAMPLE_PHOTOS,
-    Item,
-    RestorationDataset,
-    _require_dir,
-    _sample_photo,
-    center_crop,
-)
+from restorezoo.data.datasets import Item, RestorationDataset
 from restorezoo.data.degrade.realesrgan import RealESRGAN, RealESRGANOptions
 from restorezoo.data.io import list_images, load_image
+from restorezoo.data.pairing import require_dir
+from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
 from restorezoo.errors import DataError
 from restorezoo.metrics.protocol import MetricProtocol
 
@@ -88,7 +83,7 @@ class RealESRGANSynthetic(RestorationDataset):
         self.gpu_pipeline = RealESRGAN(options, scale=scale, usm_target=usm_target)
         self.max_side = max_side
         if hq_dir is not None:
-            self.files: list[Path] = list_images(_require_dir(hq_dir, "HQ"))
+            self.files: list[Path] = list_images(require_dir(hq_dir, "HQ"))
             self.names: tuple[str, ...] = tuple(p.stem for p in self.files)
         else:
             if split not in SAMPLE_PHOTOS:
@@ -100,7 +95,7 @@ class RealESRGANSynthetic(RestorationDataset):
 
     @cached_property
     def _photos(self) -> list[Tensor]:
-        return [_sample_photo(name) for name in self.names]
+        return [sample_photo(name) for name in self.names]
 
     def num_items(self) -> int:
         return len(self.names)
