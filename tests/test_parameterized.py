@@ -17,6 +17,7 @@ from restorezoo.data.degrade import (
     parse_restoration_prompt,
     restoration_prompt,
 )
+from restorezoo.data.degrade.parameterized import LEGACY_ORDER
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -89,11 +90,63 @@ def test_skip_and_values_probabilities_are_configurable() -> None:
 def test_sampled_values_lie_in_the_ranges_at_printed_precision() -> None:
     deg = Parameterized(skip_prob=0.0)
     for p in deg.sample_params(300, _gen(4)):
-        blur, down, noise, jpeg = p["stages"]
-        assert 0.5 <= blur["sigma"] <= 4.0 and blur["sigma"] == round(blur["sigma"], 1)
-        assert 1.5 <= down["scale"] <= 4.0 and down["scale"] == round(down["scale"], 1)
-        assert 5 <= noise["sigma"] <= 50 and isinstance(noise["seed"], int)
+        down, blur, noise, jpeg = p["stages"]
+        assert 0.3 <= blur["sigma"] <= 4.0 and blur["sigma"] == round(blur["sigma"], 1)
+        assert 1.5 <= down["scale"] <= 6.0 and down["scale"] == round(down["scale"], 1)
+        assert 0.02 <= noise["sigma"] <= 0.25 and noise["sigma"] == round(noise["sigma"], 2)
+        assert isinstance(noise["seed"], int)
         assert 20 <= jpeg["quality"] <= 90 and isinstance(jpeg["quality"], int)
+
+
+def test_stage_order_and_ranges_are_the_papers_examples() -> None:
+    """SPIRE writes "Upsample to 6.0x; Deblur with sigma 2.9;" and "Upsample…Deblur…Dejpeg", "deblur…
+    denoise…": the stages run (and are written) downsample, blur, noise, JPEG; its example values
+    (blur σ 0.3 in Tab. 2, 2.9, 3.0, 3.5; ×6.0; noise 0.06 and 0.24 on [0, 1]) lie in the default ranges."""
+    assert STAGES == ("downsample", "blur", "noise", "jpeg")
+    deg = Parameterized()
+    assert deg.order == STAGES
+    for v in (0.3, 2.9, 3.0, 3.5):
+        assert deg.blur_sigma[0] <= v <= deg.blur_sigma[1]
+    assert deg.scale[0] <= 6.0 <= deg.scale[1]
+    for v in (0.06, 0.24):
+        assert deg.noise_sigma[0] <= v <= deg.noise_sigma[1]
+    stages = [{"stage": "downsample", "scale": 6.0}, {"stage": "blur", "sigma": 2.9}]
+    assert restoration_prompt(stages, with_values=True) == "Upsample to 6.0x; Deblur with sigma 2.9;"
+    assert restoration_prompt([{"stage": "noise", "sigma": 0.24, "seed": 0}], True) == "Denoise with sigma 0.24;"
+    assert restoration_prompt([{"stage": "blur", "sigma": 0.3}], True) == "Deblur with sigma 0.3;"
+
+
+def test_noise_sigma_is_on_the_unit_scale_and_the_legacy_scale_is_an_option() -> None:
+    flat = torch.full((1, 3, 128, 128), 0.5)
+    out = _apply_one({"stage": "noise", "sigma": 0.1, "seed": 7}, flat)
+    assert abs(float((out - flat).std()) - 0.1) < 0.005
+    legacy = Parameterized(order=LEGACY_ORDER, noise_unit="255", noise_sigma=(5.0, 50.0), skip_prob=0.0)
+    p = legacy.sample_params(1, _gen(3))[0]
+    assert [s["stage"] for s in p["stages"]] == list(LEGACY_ORDER)
+    assert p["stages"][2]["unit"] == 255 and 5 <= p["stages"][2]["sigma"] <= 50
+    assert restoration_prompt([{"stage": "noise", "sigma": 25.0, "unit": 255}], True) == "Denoise with sigma 25.0;"
+    with pytest.raises(ValueError, match="noise_unit"):
+        Parameterized(noise_sigma=(5.0, 50.0))
+
+
+def test_parser_reads_every_form_the_paper_shows() -> None:
+    assert parse_restoration_prompt("Upsample to 6.0x; Deblur with sigma 2.9;") == [
+        {"stage": "downsample", "scale": 6.0},
+        {"stage": "blur", "sigma": 2.9},
+    ]
+    assert parse_restoration_prompt("Denoise with sigma 0.24") == [{"stage": "noise", "sigma": 0.24}]
+    assert parse_restoration_prompt("Deblur with sigma 0.3;") == [{"stage": "blur", "sigma": 0.3}]
+    assert parse_restoration_prompt("Upsample…Deblur…Dejpeg") == [
+        {"stage": "downsample"}, {"stage": "blur"}, {"stage": "jpeg"}
+    ]
+    assert parse_restoration_prompt("Upsample… Deblur…") == [{"stage": "downsample"}, {"stage": "blur"}]
+    assert parse_restoration_prompt("deblur… denoise…") == [{"stage": "blur"}, {"stage": "noise"}]
+    assert parse_restoration_prompt("deblur with sigma 3.0") == [{"stage": "blur", "sigma": 3.0}]
+    assert parse_restoration_prompt("Remove all degradation") == []
+    # restorezoo's former form still reads
+    assert parse_restoration_prompt("Upsample with scale 2.0;") == [{"stage": "downsample", "scale": 2.0}]
+    with pytest.raises(ValueError, match="only Upsample"):
+        parse_restoration_prompt("Deblur to 3.0x;")
 
 
 def test_blur_stage_removes_high_frequencies() -> None:
@@ -111,8 +164,8 @@ def test_downsample_stage_keeps_the_size_and_loses_detail() -> None:
 
 def test_noise_stage_std_matches_sigma_on_a_flat_image() -> None:
     flat = torch.full((1, 3, 128, 128), 0.5)
-    out = _apply_one({"stage": "noise", "sigma": 25.0, "seed": 7}, flat)
-    assert abs(float((out - flat).std()) - 25 / 255) < 0.05 * 25 / 255
+    out = _apply_one({"stage": "noise", "sigma": 0.1, "seed": 7}, flat)
+    assert abs(float((out - flat).std()) - 0.1) < 0.05 * 0.1
     assert abs(float((out - flat).mean())) < 2e-3
 
 
@@ -125,30 +178,30 @@ def test_jpeg_stage_psnr_is_in_a_sensible_band() -> None:
 
 def test_prompt_format_type_only_and_with_values() -> None:
     stages = [
-        {"stage": "blur", "sigma": 3.0},
         {"stage": "downsample", "scale": 2.0},
-        {"stage": "noise", "sigma": 25.0, "seed": 1},
+        {"stage": "blur", "sigma": 3.0},
+        {"stage": "noise", "sigma": 0.1, "seed": 1},
         {"stage": "jpeg", "quality": 40},
     ]
-    assert restoration_prompt(stages, with_values=False) == "Deblur, Upsample, Denoise, Dejpeg"
+    assert restoration_prompt(stages, with_values=False) == "Upsample, Deblur, Denoise, Dejpeg"
     assert (
         restoration_prompt(stages, with_values=True)
-        == "Deblur with sigma 3.0; Upsample with scale 2.0; Denoise with sigma 25.0; Dejpeg with quality 40;"
+        == "Upsample to 2.0x; Deblur with sigma 3.0; Denoise with sigma 0.10; Dejpeg with quality 40;"
     )
     assert (
-        restoration_prompt([{"stage": "noise", "sigma": 12.34}], with_values=True)
-        == "Denoise with sigma 12.3;"
+        restoration_prompt([{"stage": "noise", "sigma": 0.1234}], with_values=True)
+        == "Denoise with sigma 0.12;"
     )
     assert restoration_prompt([], with_values=True) == ""
-    one = {"task": "parameterized", "stages": stages[1:2], "with_values": False}
+    one = {"task": "parameterized", "stages": stages[:1], "with_values": False}
     assert restoration_prompt(one) == "Upsample"
-    assert restoration_prompt(one, with_values=True) == "Upsample with scale 2.0;"
+    assert restoration_prompt(one, with_values=True) == "Upsample to 2.0x;"
 
 
 def test_sampled_prompt_follows_the_recorded_choice() -> None:
     for p in Parameterized().sample_params(200, _gen(5)):
         assert p["prompt"] == restoration_prompt(p["stages"], with_values=p["with_values"])
-        assert (" with " in p["prompt"]) == p["with_values"]
+        assert (";" in p["prompt"]) == p["with_values"]
 
 
 def test_params_round_trip_through_the_prompt() -> None:

@@ -1,14 +1,27 @@
 """SPIRE's parameterized degradation pipeline and its restoration prompts.
 
-SPIRE (Qi et al., ECCV 2024, Sec. 3) trains half of its iterations on a four-stage pipeline — Gaussian
-blur, downsampling, Gaussian noise, JPEG — where every stage is skipped independently with p 0.5, and
-tells the restorer what was done through a *restoration prompt*: the applied stages in order, either
-by type only ("Deblur, Denoise") or with their parameters ("Deblur with sigma 3.0; Denoise with sigma
-25.0;"). Because the model reads the numbers, the values are rounded to their printed precision when
-they are drawn, so the prompt states exactly what the image went through.
+SPIRE (Qi et al., ECCV 2024, Sec. 4.1, Tab. 2) trains half of its iterations on a four-stage pipeline
+(downsampling, Gaussian blur, Gaussian noise, JPEG) where every stage is skipped independently with
+p 0.5, and tells the restorer what was done through a *restoration prompt*: the applied stages "appended
+following the order of the image degradations", either by type only ("Deblur") or with their parameters
+("Deblur with sigma 0.3;").
 
-The paper gives no sampling ranges; the defaults below are restorezoo's own choice, spanning mild to
-strong degradations of each kind.
+What follows the paper's own examples (Tab. 2's body is missing from the text, so these are all there is):
+
+- the clause forms: "Upsample to 6.0x;" (App. D), "Deblur with sigma 2.9;", "Denoise with sigma 0.24"
+  (Sec. 4.4, noise σ on the [0, 1] scale: 0.06 → 0.24);
+- the stage order they imply: "Upsample… Deblur…", "Upsample…Deblur…Dejpeg" (Fig. 9) and "deblur…
+  denoise…" (Sec. 1): downsample → blur → noise → JPEG;
+- ranges that contain every example value: blur σ 0.3 … 3.5 (0.3, 2.9, 3.0, 3.5), ×6.0, noise 0.06 … 0.24.
+
+restorezoo's choices where the paper is silent: the range bounds themselves (blur σ [0.3, 4.0], scale
+[1.5, 6.0], noise σ [0.02, 0.25], JPEG quality [20, 90]), the JPEG clause "Dejpeg with quality 40;",
+the printed precision (σ_blur and scale to 0.1, σ_noise to 0.01), and that a downsampled image is
+resized back up (bicubic) so that every stage and the restorer work at the input size. The previous
+order (blur first, "Upsample with scale 2.0;", noise on 0-255) is ``Parameterized(order=LEGACY_ORDER,
+noise_scale="255")``; :func:`parse_restoration_prompt` still reads its prompts. Because the model reads
+the numbers, values are rounded to their printed precision when drawn, so the prompt states exactly what
+the image went through.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from restorezoo.data.degrade import ops
 from restorezoo.data.degrade.pipelines import Degradation, _device, _pair, _seeds, _uniform
 
 __all__ = [
+    "LEGACY_ORDER",
     "STAGES",
     "Parameterized",
     "parse_restoration_prompt",
@@ -33,17 +47,20 @@ __all__ = [
 
 Params = dict[str, Any]
 
-STAGES: tuple[str, ...] = ("blur", "downsample", "noise", "jpeg")
-"""The four stages, in the order they are applied and written in the prompt."""
+STAGES: tuple[str, ...] = ("downsample", "blur", "noise", "jpeg")
+"""The four stages in SPIRE's order ("Upsample… Deblur… Denoise… Dejpeg"), applied and written in it."""
+LEGACY_ORDER: tuple[str, ...] = ("blur", "downsample", "noise", "jpeg")
+"""restorezoo's former order (Real-ESRGAN's blur → resize → noise → JPEG), kept as an option."""
 
 # stage -> (prompt verb, parameter name, printed decimals; 0 means an integer)
 _STAGE_WORDS: dict[str, tuple[str, str, int]] = {
     "blur": ("Deblur", "sigma", 1),
     "downsample": ("Upsample", "scale", 1),
-    "noise": ("Denoise", "sigma", 1),
+    "noise": ("Denoise", "sigma", 2),
     "jpeg": ("Dejpeg", "quality", 0),
 }
 _VERB_TO_STAGE = {verb.lower(): stage for stage, (verb, _, _) in _STAGE_WORDS.items()}
+_BLIND = "remove all degradation"
 
 
 def _bernoulli(p: float, n: int, generator: torch.Generator | None) -> list[bool]:
@@ -51,7 +68,7 @@ def _bernoulli(p: float, n: int, generator: torch.Generator | None) -> list[bool
 
 
 class Parameterized(Degradation):
-    """SPIRE's blur → downsample → noise → JPEG pipeline, each stage skipped with ``skip_prob``.
+    """SPIRE's downsample → blur → noise → JPEG pipeline, each stage skipped with ``skip_prob``.
 
     Every sample keeps at least one stage (when all four are skipped, one is drawn uniformly and
     applied): a restoration prompt then always names a degradation, and clean inputs are left to
@@ -60,23 +77,30 @@ class Parameterized(Degradation):
 
     Params per sample: ``"stages"`` (applied stages in order, each ``{"stage": name, <param>: value}``,
     noise with a ``"seed"``), ``"with_values"`` (whether the prompt carries the numbers, drawn with
-    ``values_prob``) and ``"prompt"``, the restoration prompt written from them.
+    ``values_prob``; 1.0 for SPIRE's Tab. 1 test prompts) and ``"prompt"``, the restoration prompt.
+
+    Args:
+        order: the stage order (default SPIRE's :data:`STAGES`; :data:`LEGACY_ORDER` is restorezoo's former one).
+        noise_unit: ``"1"`` (SPIRE: σ on the [0, 1] scale, printed to 0.01, "Denoise with sigma 0.24") or
+            ``"255"`` (the denoising literature's 0-255 scale, printed to 0.1; give ``noise_sigma`` in it).
 
     The downsample stage resizes back up to the input size with bicubic, since restorezoo's models
-    restore at the input size; noise sigma is on the 0-255 scale.
+    restore at the input size.
     """
 
     task = "parameterized"
 
     def __init__(
         self,
-        blur_sigma: float | Sequence[float] = (0.5, 4.0),
-        scale: float | Sequence[float] = (1.5, 4.0),
-        noise_sigma: float | Sequence[float] = (5.0, 50.0),
+        blur_sigma: float | Sequence[float] = (0.3, 4.0),
+        scale: float | Sequence[float] = (1.5, 6.0),
+        noise_sigma: float | Sequence[float] = (0.02, 0.25),
         jpeg_quality: int | Sequence[int] = (20, 90),
         skip_prob: float = 0.5,
         values_prob: float = 0.5,
         allow_clean: bool = False,
+        order: Sequence[str] = STAGES,
+        noise_unit: str = "1",
     ):
         for name, p in (("skip_prob", skip_prob), ("values_prob", values_prob)):
             if not 0 <= p <= 1:
@@ -85,7 +109,13 @@ class Parameterized(Degradation):
         self.scale = _pair(scale, "scale")
         if self.scale[0] < 1:
             raise ValueError(f"scale must be >= 1 (a downsampling factor), got {scale!r}")
+        if str(noise_unit) not in ("1", "255"):
+            raise ValueError(f"noise_unit must be '1' (σ on [0, 1], SPIRE) or '255', got {noise_unit!r}")
+        self.noise_unit = str(noise_unit)
         self.noise_sigma = _pair(noise_sigma, "noise_sigma")
+        if self.noise_unit == "1" and self.noise_sigma[1] > 1:
+            raise ValueError(f"noise_sigma {noise_sigma!r} is on the [0, 1] scale with noise_unit '1' "
+                             "(SPIRE: 'Denoise with sigma 0.24'); give noise_unit: '255' for 0-255 values")
         lo, hi = _pair(jpeg_quality, "jpeg_quality")
         if not 1 <= lo <= hi <= 100:
             raise ValueError(f"jpeg_quality must lie in [1, 100], got {jpeg_quality!r}")
@@ -93,15 +123,21 @@ class Parameterized(Degradation):
         self.skip_prob = float(skip_prob)
         self.values_prob = float(values_prob)
         self.allow_clean = bool(allow_clean)
+        order = tuple(order)
+        if sorted(order) != sorted(STAGES):
+            raise ValueError(f"order must be a permutation of {', '.join(STAGES)}, got {order!r}")
+        self.order = order
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[Params]:
         n = batch_size
-        keep = {stage: [not s for s in _bernoulli(self.skip_prob, n, generator)] for stage in STAGES}
+        # draws in a fixed stage order whatever ``order`` is, so one stage's draw never shifts another's
+        keep = {stage: [not s for s in _bernoulli(self.skip_prob, n, generator)] for stage in LEGACY_ORDER}
         forced = torch.randint(len(STAGES), (n,), generator=generator, device=_device(generator)).tolist()
-        # values are drawn for every sample (used or not) so one stage's draw never shifts another's
+        # values are drawn for every sample (used or not) for the same reason
         blur = [round(v, 1) for v in _uniform(self.blur_sigma, n, generator)]
         scale = [round(v, 1) for v in _uniform(self.scale, n, generator)]
-        noise = [round(v, 1) for v in _uniform(self.noise_sigma, n, generator)]
+        noise_decimals = 2 if self.noise_unit == "1" else 1
+        noise = [round(v, noise_decimals) for v in _uniform(self.noise_sigma, n, generator)]
         quality = torch.randint(
             self.jpeg_quality[0],
             self.jpeg_quality[1] + 1,
@@ -113,9 +149,9 @@ class Parameterized(Degradation):
         with_values = _bernoulli(self.values_prob, n, generator)
         out = []
         for i in range(n):
-            chosen = [s for s in STAGES if keep[s][i]]
+            chosen = [s for s in self.order if keep[s][i]]
             if not chosen and not self.allow_clean:
-                chosen = [STAGES[forced[i]]]
+                chosen = [self.order[forced[i]]]
             stages: list[Params] = []
             for s in chosen:
                 if s == "blur":
@@ -123,7 +159,10 @@ class Parameterized(Degradation):
                 elif s == "downsample":
                     stages.append({"stage": s, "scale": scale[i]})
                 elif s == "noise":
-                    stages.append({"stage": s, "sigma": noise[i], "seed": seeds[i]})
+                    entry: Params = {"stage": s, "sigma": noise[i], "seed": seeds[i]}
+                    if self.noise_unit == "255":
+                        entry["unit"] = 255
+                    stages.append(entry)
                 else:
                     stages.append({"stage": s, "quality": int(quality[i])})
             p: Params = {"task": self.task, "stages": stages, "with_values": bool(with_values[i])}
@@ -134,7 +173,7 @@ class Parameterized(Degradation):
     def apply(self, x: Tensor, params: Sequence[Params]) -> Tensor:
         self._check_len(x, params)
         out = x.clone()
-        for stage in STAGES:
+        for stage in self.order:
             rows, values = [], []
             for i, p in enumerate(params):
                 for st in p["stages"]:
@@ -154,7 +193,9 @@ class Parameterized(Degradation):
                 sub = ops.bicubic_down_up(sub, [float(v["scale"]) for v in values])
             elif stage == "noise":
                 gens = [torch.Generator().manual_seed(int(v["seed"])) for v in values]
-                sub = ops.add_gaussian_noise(sub, [float(v["sigma"]) for v in values], gens)
+                # the 0-255 σ of each sample (SPIRE's prompts give it on [0, 1])
+                sigmas = [float(v["sigma"]) * (1 if v.get("unit", 1) == 255 else 255) for v in values]
+                sub = ops.add_gaussian_noise(sub, sigmas, gens)
             else:
                 sub = ops.jpeg(sub, [int(v["quality"]) for v in values])
             out[idx] = sub.to(out.dtype)
@@ -165,14 +206,28 @@ def _format_value(value: float, decimals: int) -> str:
     return str(int(round(value))) if decimals == 0 else f"{float(value):.{decimals}f}"
 
 
+def _clause(st: Params, with_values: bool) -> str:
+    name = st["stage"]
+    if name not in _STAGE_WORDS:
+        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+    verb, key, decimals = _STAGE_WORDS[name]
+    if not with_values:
+        return verb
+    if name == "downsample":  # SPIRE, App. D: "Upsample to 6.0x;"
+        return f"{verb} to {_format_value(st[key], decimals)}x;"
+    if name == "noise" and st.get("unit", 1) == 255:
+        decimals = 1
+    return f"{verb} with {key} {_format_value(st[key], decimals)};"
+
+
 def restoration_prompt(params: Params | Sequence[Params], with_values: bool | None = None) -> str:
     """Write SPIRE's restoration prompt for the applied stages, in order.
 
     ``params`` is one sample's :class:`Parameterized` params (or just its ``"stages"`` list).
-    Type only: ``"Deblur, Upsample, Denoise, Dejpeg"``; with values: ``"Deblur with sigma 3.0; Upsample
-    with scale 2.0; Denoise with sigma 25.0; Dejpeg with quality 40;"`` (floats to one decimal, quality
-    as an integer). ``with_values=None`` follows the sample's recorded ``"with_values"``. No stages
-    give ``""``.
+    Type only: ``"Upsample, Deblur, Denoise, Dejpeg"``; with values, as the paper writes them:
+    ``"Upsample to 6.0x; Deblur with sigma 2.9; Denoise with sigma 0.24; Dejpeg with quality 40;"``
+    (scale and blur σ to 0.1, noise σ on [0, 1] to 0.01, quality an integer). ``with_values=None``
+    follows the sample's recorded ``"with_values"``. No stages give ``""``.
     """
     if isinstance(params, dict):
         stages = params.get("stages", [])
@@ -181,40 +236,46 @@ def restoration_prompt(params: Params | Sequence[Params], with_values: bool | No
     else:
         stages = list(params)
         with_values = bool(with_values)
-    parts = []
-    for st in stages:
-        name = st["stage"]
-        if name not in _STAGE_WORDS:
-            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
-        verb, key, decimals = _STAGE_WORDS[name]
-        parts.append(f"{verb} with {key} {_format_value(st[key], decimals)};" if with_values else verb)
+    parts = [_clause(st, bool(with_values)) for st in stages]
     return " ".join(parts) if with_values else ", ".join(parts)
 
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z]+)(?:\s+with\s+([A-Za-z]+)\s+([-+]?\d+(?:\.\d+)?))?\s*$", re.IGNORECASE)
+_NUMBER = r"([-+]?\d+(?:\.\d+)?|[-+]?\.\d+)"
+_CLAUSE = re.compile(
+    rf"^\s*([A-Za-z]+)(?:\s+(?:with\s+([A-Za-z]+)\s+{_NUMBER}|to\s+(?:[x×]\s*{_NUMBER}|{_NUMBER}\s*[x×]?)))?\s*$",
+    re.IGNORECASE,
+)
 
 
 def parse_restoration_prompt(text: str) -> list[Params]:
-    """Read a restoration prompt back into its stages: ``[{"stage": "blur", "sigma": 3.0}, ...]``.
+    """Read a restoration prompt back into its stages: ``[{"stage": "blur", "sigma": 2.9}, ...]``.
 
-    The inverse of :func:`restoration_prompt` for both forms (type-only clauses give stages without
-    values), so conditioning or evaluation code can recover what a prompt asks for. Verbs are
-    case-insensitive; an unknown verb or parameter raises ``ValueError``.
+    Reads every form SPIRE shows: "Upsample to 6.0x; Deblur with sigma 2.9;" (App. D), "Denoise with
+    sigma 0.24" (Sec. 4.4), type-only lists with commas or the paper's ellipses ("Upsample… Deblur…
+    Dejpeg", "deblur… denoise…"), any case, and the blind "Remove all degradation" (no stage: ``[]``),
+    as well as restorezoo's former "Upsample with scale 2.0;". Type-only clauses give stages without
+    values. An unknown verb or parameter raises ``ValueError``.
     """
-    clauses = [c for c in re.split(r"[;,]", text) if c.strip()]
+    if text.strip().rstrip(".;").strip().lower() in (_BLIND, _BLIND + "s"):
+        return []
+    clauses = [c for c in re.split(r"[;,]|…|\.\.\.|\.(?=\s+[A-Za-z])|\.$", text) if c.strip()]
     out: list[Params] = []
     for clause in clauses:
         m = _CLAUSE.match(clause)
         if m is None:
             raise ValueError(f"cannot read restoration-prompt clause {clause.strip()!r} in {text!r}")
-        verb, key, value = m.groups()
+        verb, key, value, to_x, to_value = m.groups()
         stage = _VERB_TO_STAGE.get(verb.lower())
         if stage is None:
             verbs = ", ".join(v for v, _, _ in _STAGE_WORDS.values())
             raise ValueError(f"unknown restoration verb {verb!r} in {text!r}; known verbs: {verbs}")
         entry: Params = {"stage": stage}
-        if key is not None:
-            _, expected, decimals = _STAGE_WORDS[stage]
+        _, expected, decimals = _STAGE_WORDS[stage]
+        if to_x is not None or to_value is not None:
+            if stage != "downsample":
+                raise ValueError(f"only Upsample takes 'to <scale>x', not {verb!r}, in {text!r}")
+            entry["scale"] = float(to_x if to_x is not None else to_value)
+        elif key is not None:
             if key.lower() != expected:
                 raise ValueError(f"{verb} takes '{expected}', not {key!r}, in {text!r}")
             entry[expected] = int(round(float(value))) if decimals == 0 else float(value)
