@@ -196,8 +196,13 @@ def _restore(argv: list[str]) -> None:
     parser.add_argument("--max-pixels", type=int, default=None, help="tile images larger than this (default: the model's)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps of a diffusion model")
     parser.add_argument("--seed", type=int, default=None, help="sampling seed of a diffusion model")
-    parser.add_argument("--scheduler", default=None, help="SPIRE / Diff-Restorer sampler: ddim, unipc, dpmsolver++, …")
-    parser.add_argument("--sampler", default=None, help="IR-SDE sampler: posterior or euler")
+    parser.add_argument(
+        "--sampler",
+        "--scheduler",
+        dest="sampler",
+        default=None,
+        help="a diffusion model's sampler: IR-SDE posterior or euler; SPIRE / Diff-Restorer ddim, unipc, dpmsolver++, …",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager)")
     parser.add_argument("--eager", action="store_true", help="plain fp32 eager inference (no fast path)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
@@ -222,12 +227,15 @@ def _restore(argv: list[str]) -> None:
 
     model = _load_for_restore(load_model, opts)
     model = model.to(pick_device(opts.device))
-    given = {"steps": opts.steps, "seed": opts.seed, "scheduler": opts.scheduler, "sampler": opts.sampler}
-    sampling = {name: value for name, value in given.items() if value is not None}
     accepted = inspect.signature(model.restore).parameters
+    # one --sampler flag: IR-SDE's restore names it ``sampler``, the latent-diffusion ones ``scheduler``
+    sampler_kwarg = "scheduler" if "scheduler" in accepted else "sampler"
+    given = {"steps": opts.steps, "seed": opts.seed, sampler_kwarg: opts.sampler}
+    sampling = {name: value for name, value in given.items() if value is not None}
     unknown = [name for name in sampling if name not in accepted]
     if unknown:
-        raise RestoreZooError(f"{type(model).__name__} is not a sampler: --{' --'.join(unknown)} does not apply")
+        flags = " ".join("--sampler" if name == sampler_kwarg else f"--{name}" for name in unknown)
+        raise RestoreZooError(f"{type(model).__name__} is not a sampler: {flags} does not apply")
     if opts.compile:
         from restorezoo.inference import compile_model
 

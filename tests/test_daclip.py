@@ -16,7 +16,7 @@ from restorezoo.errors import CheckpointError, WeightsNotFoundError
 from restorezoo.models.daclip import DACLIP, build_daclip
 from tests.conftest import REPO
 
-MANIFEST = Path("/work/shared/specs/daclip_official_keys.json")
+MANIFEST = Path(__file__).parent / "specs" / "daclip_official_keys.json"
 QUICKSTART = REPO / "configs" / "daclip" / "daclip_quickstart.yaml"
 TASKS = ["noise", "lowlight", "haze", "motion_blur"]
 TASK_NAMES = ["noise", "lowlight", "haze", "blur"]

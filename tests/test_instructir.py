@@ -14,7 +14,7 @@ from restorezoo.models.base import RestorationModule
 from restorezoo.models.instructir import InstructionConditionBlock, InstructIR, InstructIRNet
 from tests.conftest import REPO, TINY_INSTRUCTIR
 
-SPEC = REPO.parent / "shared" / "specs" / "instructir_official_image_model_keys.json"
+SPEC = Path(__file__).parent / "specs" / "instructir_official_image_model_keys.json"
 
 
 def _official_manifest() -> dict[str, list[int]]:

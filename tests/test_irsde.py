@@ -13,7 +13,7 @@ from restorezoo.cli import main
 from restorezoo.models.irsde import IRSDE, ConditionalUNet, MeanRevertingSDE
 from tests.conftest import REPO
 
-MANIFEST = Path("/work/shared/specs/irsde_official_unet_keys.json")
+MANIFEST = Path(__file__).parent / "specs" / "irsde_official_unet_keys.json"
 QUICKSTART = REPO / "configs" / "daclip" / "irsde_quickstart.yaml"
 TINY = dict(nf=8, ch_mult=(1, 2), context_dim=16, T=10, progress=False, ema_decay=0.9)
 

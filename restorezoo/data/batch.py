@@ -1,7 +1,7 @@
 """The batch contract: the one structure that crosses module boundaries.
 
 Every dataset yields samples with these keys and every model consumes them, so a new model
-or a new dataset touches nothing else (DESIGN.md, "The batch contract").
+or a new dataset touches nothing else (README, "Data library").
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ LIST_KEYS = ("prompt", "caption", "params", "name", "benchmark")
 BATCH_KEYS = TENSOR_KEYS + LIST_KEYS
 """``index`` (position of the image in its dataset) is restorezoo's one addition to the contract:
 it lets the metric callback de-duplicate the padding DistributedSampler adds under DDP."""
+
+OPTIONAL_KEYS = {
+    "seed": "training only: the sample's own seed (list of ints), from which diffusion models draw "
+    "their timestep and noise (``models.base.sample_generators``): DDP and resumed runs see the same draws",
+    "gpu_degrade": "B bools: the sample's Real-ESRGAN degradation is still to be applied on the device "
+    "(``RealESRGANSynthetic(gpu_degradation=True)``); the DataModule applies it and clears the flags",
+    "degrade_kernels": "the drawn Real-ESRGAN kernels and their seed that ``gpu_degrade`` applies",
+}
+"""Keys some datasets add and one consumer reads; documented here so nothing travels undeclared."""
 
 
 def make_sample(

@@ -1,4 +1,4 @@
-"""``RestorationMetrics``: the zoo's one metric callback (DESIGN.md, "Metrics").
+"""``RestorationMetrics``: the zoo's one metric callback (README, "Metrics").
 
 Models only return ``{"pred": ...}`` from their validation/test steps; this callback reads the
 prediction, the batch's ``hq``/``lq``/``benchmark``/``task``/``index`` fields and the datamodule's

@@ -8,7 +8,7 @@ embedding. Both are trained contrastively against text (the clean caption, the d
 DA-CLIP is a conditioner for restorers (IR-SDE, NAFNet), not a restorer itself.
 
 Module names reproduce the released ``daclip_ViT-B-32.pt`` state dict exactly
-(shared/specs/daclip_official_keys.json): ``clip.*`` the frozen CLIP, ``visual.*`` the controlled
+(tests/specs/daclip_official_keys.json): ``clip.*`` the frozen CLIP, ``visual.*`` the controlled
 tower (the same module as ``clip.visual``), ``visual_control.*`` the controller, ``logit_scale``.
 Built on stock open_clip; the transformer walk is written here.
 """

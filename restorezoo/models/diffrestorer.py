@@ -475,12 +475,10 @@ class DiffRestorer(LatentDiffusionRestorer):
         lq = batch["lq"].float()
         p_s, p_d, logits = self.prompts(lq, control)
         hint = control.control_encoder(lq, p_d)
-        return {"context": p_s, "p_d": p_d, "logits": logits, "hint": hint, "lq": lq, "decoder": self._decoder_for(batch)}
+        return {"context": p_s, "p_d": p_d, "logits": logits, "hint": hint, "lq": lq}
 
     def _decoder_for(self, batch: dict[str, Any]) -> str:
-        """"plain" for an explicit request or a batch of ``plain_decoder_sets`` benchmarks, else ``decoder``."""
-        if batch.get("decoder") in DECODERS:
-            return str(batch["decoder"])
+        """"plain" for a batch of ``plain_decoder_sets`` benchmarks, else ``decoder``."""
         names = batch.get("benchmark") or []
         if names and all(str(name) in self.plain_decoder_sets for name in names):
             return "plain"
@@ -601,11 +599,9 @@ class DiffRestorer(LatentDiffusionRestorer):
     @torch.no_grad()
     def restore(self, batch: dict[str, Any], decoder: str | None = None, **sampling: Any) -> Tensor:
         """Sample (UniPC, 20 steps by default) and decode; ``decoder="plain"`` is "Ours_S"."""
-        if decoder is not None:
-            if decoder not in DECODERS:
-                raise RestoreZooError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
-            batch = {**batch, "decoder": decoder}
-        return super().restore(batch, **sampling)
+        if decoder is not None and decoder not in DECODERS:
+            raise RestoreZooError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
+        return super().restore(batch, condition_extra={"decoder": decoder or self._decoder_for(batch)}, **sampling)
 
 
 def load_refinement_decoder(path: str | Path, vae: nn.Module, degradation_dim: int = 256) -> DegradationAwareDecoder:

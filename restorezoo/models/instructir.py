@@ -6,7 +6,7 @@ and decoder stage gate the features channel-wise with that embedding, so one net
 degradation and "remove the rain" and "brighten it" give different restorations of the same image.
 
 Module and parameter names follow the released ``im_instructir-7d.pt`` / ``lm_instructir-7d.pt``
-state dicts exactly (see shared/specs/instructir_official_image_model_keys.json), so the released
+state dicts exactly (the key manifest tests/specs/instructir_official_image_model_keys.json), so the released
 weights load with ``strict=True``.
 """
 

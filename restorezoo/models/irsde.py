@@ -10,7 +10,7 @@ closed form given x_t and the clean image.
 DA-CLIP steers the U-Net: its degradation embedding picks a soft mixture of a learned prompt that is
 added to the time embedding, and its content embedding is cross-attended at the deepest level and the
 middle block. Module and parameter names follow the released ``universal-ir.pth`` exactly (see
-shared/specs/irsde_official_unet_keys.json), so the release loads with ``strict=True``.
+tests/specs/irsde_official_unet_keys.json), so the release loads with ``strict=True``.
 """
 
 from __future__ import annotations

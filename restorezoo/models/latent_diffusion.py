@@ -225,9 +225,14 @@ class LatentDiffusionRestorer(RestorationModule):
         scheduler: str | None = None,
         progress: bool | None = None,
         decode_tile: int | None = None,
+        condition_extra: dict[str, Any] | None = None,
         **sampling: Any,
     ) -> Tensor:
-        """Sample HQ latents conditioned on ``batch`` and decode them; B×3×H×W in [0, 1] (any size: padded)."""
+        """Sample HQ latents conditioned on ``batch`` and decode them; B×3×H×W in [0, 1] (any size: padded).
+
+        ``condition_extra`` joins ``condition(batch)``: a subclass's per-call choices that ``predict`` or
+        ``decode`` read (Diff-Restorer's decoder), passed as arguments rather than smuggled in the batch.
+        """
         if sampling:
             raise TypeError(
                 f"{type(self).__name__} sampling takes steps, guidance_scale, seed, scheduler, progress, "
@@ -236,7 +241,7 @@ class LatentDiffusionRestorer(RestorationModule):
         lq = batch["lq"].float()
         height, width = lq.shape[-2:]
         padded = pad_to_multiple(lq, self.pixel_multiple, "reflect")
-        cond = self.condition({**batch, "lq": padded})
+        cond = {**self.condition({**batch, "lq": padded}), **(condition_extra or {})}
         scale = self.guidance_scale if guidance_scale is None else float(guidance_scale)
         uncond = self.unconditional(cond) if scale != 1.0 else None
         seed = self.seed if seed is None else seed

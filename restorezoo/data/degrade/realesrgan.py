@@ -48,7 +48,7 @@ RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 @dataclass
 class RealESRGANOptions:
-    """Every parameter of the pipeline; defaults are the paper's (PAPERS.md, "Real-ESRGAN second-order").
+    """Every parameter of the pipeline; defaults are the paper's (Real-ESRGAN §3.1, BasicSR's train_realesrnet_x4plus.yml).
 
     Names follow BasicSR's option files (stage-2 names end in ``2``) so published configs map 1:1.
     Noise sigmas are on the 0-255 scale; cutoffs in rad/pixel.
