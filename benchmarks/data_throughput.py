@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from restorezoo.data.degrade import DEGRADATIONS, RealESRGAN, build_degradation
-from restorezoo.data.degrade.pipelines import MIXTURES
+from restorezoo.data.degrade.registry import MIXTURES
 
 
 def _rate(run: Callable[[], object], images: int, iters: int, device: str) -> float:

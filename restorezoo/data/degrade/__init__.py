@@ -1,10 +1,13 @@
 """Pure-torch degradations: functional ops and the seeded pipelines that record what they did.
 
-``ops`` holds the batched operators (explicit parameters, no hidden randomness); ``pipelines`` holds
-the :class:`Degradation` wrappers that sample parameters with a ``torch.Generator`` and return them
-alongside the degraded batch, so prompts can be written from the parameters actually used.
+``ops`` (and ``kernels``, ``weather``) hold the batched operators (explicit parameters, no hidden
+randomness); ``base`` the :class:`Degradation` class and its seeded sampling helpers; ``pipelines``,
+``parameterized`` (SPIRE), ``weather`` and ``realesrgan`` the concrete degradations that sample their
+parameters with a ``torch.Generator`` and return them with the degraded batch, so prompts can be
+written from what was done; ``registry`` builds them by name from configs.
 """
 
+from restorezoo.data.degrade.base import Degradation
 from restorezoo.data.degrade.kernels import (
     KERNEL_FAMILIES,
     KERNEL_PROBS,
@@ -28,30 +31,25 @@ from restorezoo.data.degrade.ops import (
     motion_blur,
     rain_streaks,
 )
+from restorezoo.data.degrade.parameterized import STAGES, Parameterized, parse_restoration_prompt, restoration_prompt
 from restorezoo.data.degrade.pipelines import (
-    DEGRADATIONS,
     JPEG,
     BicubicSR,
     Blur,
     Compose,
-    Degradation,
     GaussianBlur,
     GaussianNoise,
     Haze,
     Identity,
     LowLight,
+    Mixture,
     MotionBlur,
     Rain,
     RandomChoice,
-    build_degradation,
 )
 from restorezoo.data.degrade.realesrgan import RealESRGAN, RealESRGANOptions
-
-# isort: split
-# pipelines must load first: it imports the two modules below once Degradation exists
-from restorezoo.data.degrade.parameterized import STAGES, parse_restoration_prompt, restoration_prompt
-from restorezoo.data.degrade.pipelines import MIXTURES, Mixture, Parameterized, Raindrop, Snow
-from restorezoo.data.degrade.weather import raindrop, snow
+from restorezoo.data.degrade.registry import DEGRADATIONS, MIXTURES, build_degradation
+from restorezoo.data.degrade.weather import Raindrop, Snow, raindrop, snow
 
 __all__ = [
     "DEGRADATIONS",

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from restorezoo.data.degrade import ops
-from restorezoo.data.degrade.pipelines import Degradation, _device, _pair, _seeds, _uniform
+from restorezoo.data.degrade.base import Degradation, as_range, draw_seeds, sampling_device, uniform
 
 __all__ = [
     "LEGACY_ORDER",
@@ -64,7 +64,7 @@ _BLIND = "remove all degradation"
 
 
 def _bernoulli(p: float, n: int, generator: torch.Generator | None) -> list[bool]:
-    return (torch.rand(n, generator=generator, device=_device(generator)) < p).cpu().tolist()
+    return (torch.rand(n, generator=generator, device=sampling_device(generator)) < p).cpu().tolist()
 
 
 class Parameterized(Degradation):
@@ -105,18 +105,18 @@ class Parameterized(Degradation):
         for name, p in (("skip_prob", skip_prob), ("values_prob", values_prob)):
             if not 0 <= p <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
-        self.blur_sigma = _pair(blur_sigma, "blur_sigma")
-        self.scale = _pair(scale, "scale")
+        self.blur_sigma = as_range(blur_sigma, "blur_sigma")
+        self.scale = as_range(scale, "scale")
         if self.scale[0] < 1:
             raise ValueError(f"scale must be >= 1 (a downsampling factor), got {scale!r}")
         if str(noise_unit) not in ("1", "255"):
             raise ValueError(f"noise_unit must be '1' (σ on [0, 1], SPIRE) or '255', got {noise_unit!r}")
         self.noise_unit = str(noise_unit)
-        self.noise_sigma = _pair(noise_sigma, "noise_sigma")
+        self.noise_sigma = as_range(noise_sigma, "noise_sigma")
         if self.noise_unit == "1" and self.noise_sigma[1] > 1:
             raise ValueError(f"noise_sigma {noise_sigma!r} is on the [0, 1] scale with noise_unit '1' "
                              "(SPIRE: 'Denoise with sigma 0.24'); give noise_unit: '255' for 0-255 values")
-        lo, hi = _pair(jpeg_quality, "jpeg_quality")
+        lo, hi = as_range(jpeg_quality, "jpeg_quality")
         if not 1 <= lo <= hi <= 100:
             raise ValueError(f"jpeg_quality must lie in [1, 100], got {jpeg_quality!r}")
         self.jpeg_quality = (int(lo), int(hi))
@@ -132,20 +132,20 @@ class Parameterized(Degradation):
         n = batch_size
         # draws in a fixed stage order whatever ``order`` is, so one stage's draw never shifts another's
         keep = {stage: [not s for s in _bernoulli(self.skip_prob, n, generator)] for stage in LEGACY_ORDER}
-        forced = torch.randint(len(STAGES), (n,), generator=generator, device=_device(generator)).tolist()
+        forced = torch.randint(len(STAGES), (n,), generator=generator, device=sampling_device(generator)).tolist()
         # values are drawn for every sample (used or not) for the same reason
-        blur = [round(v, 1) for v in _uniform(self.blur_sigma, n, generator)]
-        scale = [round(v, 1) for v in _uniform(self.scale, n, generator)]
+        blur = [round(v, 1) for v in uniform(self.blur_sigma, n, generator)]
+        scale = [round(v, 1) for v in uniform(self.scale, n, generator)]
         noise_decimals = 2 if self.noise_unit == "1" else 1
-        noise = [round(v, noise_decimals) for v in _uniform(self.noise_sigma, n, generator)]
+        noise = [round(v, noise_decimals) for v in uniform(self.noise_sigma, n, generator)]
         quality = torch.randint(
             self.jpeg_quality[0],
             self.jpeg_quality[1] + 1,
             (n,),
             generator=generator,
-            device=_device(generator),
+            device=sampling_device(generator),
         ).tolist()
-        seeds = _seeds(n, generator)
+        seeds = draw_seeds(n, generator)
         with_values = _bernoulli(self.values_prob, n, generator)
         out = []
         for i in range(n):

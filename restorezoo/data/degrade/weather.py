@@ -17,16 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from restorezoo.data.degrade import ops
-from restorezoo.data.degrade.ops import Generators, ParamLike, _check, _finish, _odd, _per_sample, _random
-from restorezoo.data.degrade.pipelines import (
+from restorezoo.data.degrade.base import (
     Degradation,
-    _column,
-    _generators,
-    _pair,
-    _randint,
-    _seeds,
-    _uniform,
+    apply_generators,
+    as_range,
+    column,
+    draw_seeds,
+    randint,
+    uniform,
 )
+from restorezoo.data.degrade.ops import Generators, ParamLike, _check, _finish, _odd, _per_sample, _random
 
 __all__ = ["Raindrop", "Snow", "raindrop", "snow"]
 
@@ -197,33 +197,33 @@ class Snow(Degradation):
         brightness: float | Sequence[float] = (0.7, 1.0),
         veil: float | Sequence[float] = (0.05, 0.25),
     ):
-        self.density = _pair(density, "density")
-        self.flake_size = _pair(flake_size, "flake_size")
-        self.length = _pair(length, "length")
-        self.angle = _pair(angle, "angle")
-        self.brightness = _pair(brightness, "brightness")
-        self.veil = _pair(veil, "veil")
+        self.density = as_range(density, "density")
+        self.flake_size = as_range(flake_size, "flake_size")
+        self.length = as_range(length, "length")
+        self.angle = as_range(angle, "angle")
+        self.brightness = as_range(brightness, "brightness")
+        self.veil = as_range(veil, "veil")
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[Params]:
         n = batch_size
         cols = {
-            key: _uniform(getattr(self, key), n, generator)
+            key: uniform(getattr(self, key), n, generator)
             for key in ("density", "flake_size", "length", "angle", "brightness", "veil")
         }
-        seeds = _seeds(n, generator)
+        seeds = draw_seeds(n, generator)
         return [{"task": self.task, **{k: v[i] for k, v in cols.items()}, "seed": seeds[i]} for i in range(n)]
 
     def apply(self, x: Tensor, params: Sequence[Params]) -> Tensor:
         self._check_len(x, params)
         return snow(
             x,
-            _column(params, "density"),
-            _column(params, "flake_size"),
-            _column(params, "length"),
-            _column(params, "angle"),
-            _column(params, "brightness"),
-            _column(params, "veil"),
-            _generators(params),
+            column(params, "density"),
+            column(params, "flake_size"),
+            column(params, "length"),
+            column(params, "angle"),
+            column(params, "brightness"),
+            column(params, "veil"),
+            apply_generators(params),
         )
 
 
@@ -238,19 +238,19 @@ class Raindrop(Degradation):
         radius: float | Sequence[float] = (0.03, 0.08),
         blur: float | Sequence[float] = (2.0, 5.0),
     ):
-        lo, hi = _pair(count, "count")
+        lo, hi = as_range(count, "count")
         if lo < 0 or hi < lo:
             raise ValueError(f"count must be a non-negative (low, high) pair, got {count!r}")
         self.count = (int(lo), int(hi))
-        self.radius = _pair(radius, "radius")
-        self.blur = _pair(blur, "blur")
+        self.radius = as_range(radius, "radius")
+        self.blur = as_range(blur, "blur")
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[Params]:
         n = batch_size
-        counts = _randint(*self.count, n, generator)
-        radii = _uniform(self.radius, n, generator)
-        blurs = _uniform(self.blur, n, generator)
-        seeds = _seeds(n, generator)
+        counts = randint(*self.count, n, generator)
+        radii = uniform(self.radius, n, generator)
+        blurs = uniform(self.blur, n, generator)
+        seeds = draw_seeds(n, generator)
         return [
             {"task": self.task, "count": int(c), "radius": r, "blur": bl, "seed": sd}
             for c, r, bl, sd in zip(counts, radii, blurs, seeds)
@@ -260,10 +260,10 @@ class Raindrop(Degradation):
         self._check_len(x, params)
         out = raindrop(
             x,
-            _column(params, "count"),
-            _column(params, "radius"),
-            _column(params, "blur"),
-            _generators(params),
+            column(params, "count"),
+            column(params, "radius"),
+            column(params, "blur"),
+            apply_generators(params),
         )
         assert isinstance(out, Tensor)
         return out
