@@ -40,8 +40,9 @@ from restorezoo.data.degrade.kernels import (
     sinc_kernel,
     usm_sharpen,
 )
+from restorezoo.data.degrade.pipelines import Degradation
 
-__all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions", "random_resize_step"]
+__all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions", "RealESRGANTestSet", "random_resize_step"]
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
@@ -348,8 +349,7 @@ class RealESRGAN:
         ``by_factor`` resizes with ``interpolate(scale_factor=s)`` instead (BasicSR's stage 1): the same
         output size, but source pixels sampled on the grid of ``s`` rather than of the size ratio.
         """
-        weights = torch.tensor(prob, dtype=torch.float64)
-        direction = ("up", "down", "keep")[int(torch.multinomial(weights, 1, generator=rng.cpu))]
+        direction = ("up", "down", "keep")[rng.choice(prob)]
         u = float(rng.uniform(1)[0])
         if direction == "up":
             s = 1 + (bounds[1] - 1) * u
@@ -420,6 +420,41 @@ class RealESRGAN:
         return {"scale": self.scale, "usm_target": self.usm_target, **asdict(self.options)}
 
 
+class RealESRGANTestSet(Degradation):
+    """Real-ESRGAN's degradation as a test-set degradation (registered ``"realesrgan"``), one seed per sample.
+
+    SPIRE's Tab. 1 (right half) degrades MS-COCO val "aligned with open-sourced checkpoints" (Real-ESRGAN
+    ×4) and prompts "Remove all degradation". The training pipeline (:class:`RealESRGAN`) draws on the
+    accelerator per batch; a test set must instead be a function of the image and its seed, so here every
+    sample runs alone (batch of one: per-batch draws are per-sample) from ``torch.Generator(seed)``, on the
+    CPU, with BasicSR's defaults. The LQ is resized back to the input size (bicubic), since restorezoo's
+    restorers work at the input size (as the ``sr`` pipeline does); ``upsample=False`` keeps it at 1/scale.
+    """
+
+    task = "realesrgan"
+
+    def __init__(self, scale: int = 4, options: dict[str, Any] | None = None, upsample: bool = True) -> None:
+        self.pipeline = RealESRGAN(RealESRGANOptions(**(options or {})), scale=scale)
+        self.scale = int(scale)
+        self.upsample = bool(upsample)
+
+    def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[dict[str, Any]]:
+        seeds = torch.randint(0, 2**62, (batch_size,), generator=generator, device=_gen_device(generator)).tolist()
+        return [{"task": self.task, "scale": self.scale, "seed": int(s), "prompt": RealESRGAN.prompt} for s in seeds]
+
+    def apply(self, x: Tensor, params: Any) -> Tensor:
+        self._check_len(x, params)
+        h, w = x.shape[-2:]  # any size: the LQ is (h // scale, w // scale), as BasicSR's final resize gives
+        out = []
+        for i, p in enumerate(params):
+            g = torch.Generator().manual_seed(int(p["seed"]))
+            lq, _ = self.pipeline(x[i : i + 1].float().cpu(), g)
+            if self.upsample and self.scale > 1:
+                lq = F.interpolate(lq, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+            out.append(lq.to(x.device, x.dtype))
+        return torch.cat(out)
+
+
 # --------------------------------------------------------------------------------------------------
 # helpers
 
@@ -446,6 +481,10 @@ class _Draw:
     def coins(self, n: int, p: float, shared: bool) -> Tensor:
         """``n`` booleans, each True with probability ``p``: one toss for all (``shared``) or one each."""
         return (self.uniform(1) < p).expand(n) if shared else self.uniform(n) < p
+
+    def choice(self, weights: tuple[float, ...]) -> int:
+        """An index drawn with probabilities ``weights`` (on the host generator)."""
+        return int(torch.multinomial(torch.tensor(weights, dtype=torch.float64), 1, generator=self.cpu))
 
     def randint(self, high: int, n: int) -> Tensor:
         return torch.randint(high, (n,), generator=self.generator, device=self.gen_device).cpu()
