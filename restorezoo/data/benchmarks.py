@@ -7,6 +7,7 @@ a row scored with that paper's protocol. Folder layouts are those of the public 
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ class Benchmark(RestorationDataset):
         super().__init__(preset.name, preset.protocol, prompt, None, 1, seed)
         self.preset = preset
         base = Path(root).expanduser()
-        hq = base / (hq_dir or preset.hq)
+        hq = base / (hq_dir or preset.hq) if (hq_dir or preset.hq) else None
         lq = base / (lq_dir or preset.lq) if (lq_dir or preset.lq) else None
         text = base / (captions or preset.captions) if (captions or preset.captions) else None
         for path in (lq, hq):
@@ -68,7 +69,10 @@ class Benchmark(RestorationDataset):
             raise self._missing(text, base)
         task = None if preset.task == MIXED else preset.task
         inner: RestorationDataset
-        if text is not None:
+        if hq is None:  # real photos, no ground truth
+            assert lq is not None, f"preset {name} has neither HQ nor LQ folder"
+            inner = PairedFolder(str(lq), None, task=task, benchmark=name)
+        elif text is not None:
             inner = CaptionedFolder(
                 str(hq), str(text), preset.degradation, task=task, benchmark=name, seed=seed, max_images=max_images
             )
@@ -90,7 +94,30 @@ class Benchmark(RestorationDataset):
         return self.inner.num_items()
 
     def item(self, index: int, generator: torch.Generator) -> Item:
-        return self.inner.item(index, generator)
+        item = self.inner.item(index, generator)
+        if item.lq is None and item.degradation is not None and item.hq is not None:
+            # A fixed test set: the draw depends on the preset and the image only (not on the model, the
+            # config's crops or resizes, the batch or the index order), and is made on the full image.
+            import torch
+
+            draw = torch.Generator().manual_seed(self.draw_seed(item.name))
+            lq, applied = item.degradation(item.hq[None], generator=draw)
+            item.lq = lq[0].clamp(0, 1).to(item.hq.dtype)
+            item.params = {**item.params, **applied[0]}
+            item.task = item.task or str(applied[0].get("task", ""))
+            item.degradation = None
+        elif (self.preset.lq_upsample and item.lq is not None and item.hq is not None
+              and item.lq.shape[-2:] != item.hq.shape[-2:]):
+            import torch.nn.functional as F
+
+            item.lq = F.interpolate(item.lq[None], size=tuple(item.hq.shape[-2:]), mode="bicubic",
+                                    align_corners=False)[0].clamp(0, 1)
+        return item
+
+    def draw_seed(self, image_name: str) -> int:
+        """The degradation seed of one image of this preset: a hash of the preset and image names
+        (``seed`` > 0 gives another fixed draw of the same set)."""
+        return zlib.crc32(f"{self.preset.name}/{image_name}".encode()) + (int(self.seed) << 32)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = super().__getitem__(index)

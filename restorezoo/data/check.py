@@ -192,9 +192,12 @@ def _check_benchmark(report: Report, args: dict[str, Any]) -> None:
     report.dataset = f"Benchmark {name}"
     base = Path(args.get("root", "data")).expanduser()
     lq = args.get("lq_dir") or preset.lq
-    hq = base / (args.get("hq_dir") or preset.hq)
+    hq_name = args.get("hq_dir") or preset.hq
+    hq = base / hq_name if hq_name else None
     captions = args.get("captions") or preset.captions
-    if captions:
+    if hq is None:  # real photos without ground truth: the LQ folder is all there is
+        _check_clean_folder(report, base / str(lq))
+    elif captions:
         _check_captioned(report, hq, base / captions)
     elif lq:
         _check_pairs(report, base / lq, hq, preset.match)

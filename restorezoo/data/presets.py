@@ -25,6 +25,8 @@ DACLIP_RGB = MetricProtocol(y_channel=False, crop_border=4, quantize=True)
 """DA-CLIP's released test script: uint8 RGB with a 4-pixel border crop (it also reports Y and LPIPS)."""
 CAPTIONED_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=True)
 """SPIRE's MS-COCO table: uint8 RGB, no crop (next to FID, LPIPS and CLIP scores)."""
+NO_REFERENCE = MetricProtocol(y_channel=False, crop_border=0, quantize=True)
+"""Real photos without ground truth (RealPhoto60, RealSnow, RTTS): only no-reference metrics apply."""
 
 MIXED = "mixed"
 """Task of presets whose samples each carry the task of the degradation actually applied."""
@@ -40,12 +42,17 @@ class BenchmarkPreset:
     the root whose captions go with the ``hq`` images. ``degradation_prompt``: each sample's prompt is
     the one its degradation wrote (SPIRE's restoration prompt, "Deblur with sigma 1.5; Dejpeg with
     quality 40;"), not an instruction of the task. ``metrics`` are the paper's columns for this set
-    (``--metrics.learned`` takes the learned ones).
+    (``--metrics.learned`` takes the learned ones). ``hq=None``: real photos without ground truth (LQ
+    only, no-reference metrics). ``lq_upsample``: the distributed LQ is 1/scale of the HQ (StableSR's
+    128² → 512²) and is resized to the HQ size (bicubic), since restorezoo's restorers work at the input size.
+
+    A synthetic preset's degraded image is drawn from the preset name and the image name alone, on the
+    full image, before any crop or resize a model's config asks for: every model scores the same inputs.
     """
 
     name: str
     task: str
-    hq: str
+    hq: str | None
     protocol: MetricProtocol
     lq: str | None = None
     degradation: Any = None
@@ -54,12 +61,14 @@ class BenchmarkPreset:
     captions: str | None = None
     degradation_prompt: bool = False
     metrics: tuple[str, ...] = ()
+    lq_upsample: bool = False
 
     def layout(self, root: str | Path = "<root>") -> str:
         """The folders this preset expects, for error messages and ``restorezoo data check``."""
         base = Path(root)
         parts = [f"{base / self.lq} (LQ)"] if self.lq else []
-        parts.append(f"{base / self.hq} ({'clean, degraded on the fly' if self.lq is None else 'HQ'})")
+        if self.hq is not None:
+            parts.append(f"{base / self.hq} ({'clean, degraded on the fly' if self.lq is None else 'HQ'})")
         if self.captions:
             parts.append(f"{base / self.captions} (captions)")
         return " + ".join(parts)
@@ -145,12 +154,74 @@ PRESETS: dict[str, BenchmarkPreset] = {
             MIXED,
             "COCO/val2017",
             CAPTIONED_RGB,
-            degradation={"name": "parameterized"},
+            degradation={"name": "parameterized", "values_prob": 1.0},
             captions="COCO/annotations/captions_val2017.json",
-            paper="SPIRE Tab. 1 (MS-COCO val with captions, parameterized degradation and its restoration "
-            "prompts; the paper uses 3000 images: max_images=3000)",
+            paper="SPIRE Tab. 1 left (MS-COCO val with captions, parameterized degradation, every restoration "
+            "prompt with its parameters; the paper uses 3000 images: max_images=3000)",
             degradation_prompt=True,
             metrics=("psnr", "ssim", "lpips", "fid", "clip_i", "clip_t"),
+        ),
+        BenchmarkPreset(
+            "coco_val_realesrgan_x4",
+            "realesrgan",
+            "COCO/val2017",
+            CAPTIONED_RGB,
+            degradation={"name": "realesrgan", "scale": 4},
+            captions="COCO/annotations/captions_val2017.json",
+            paper="SPIRE Tab. 1 right (the same MS-COCO val images, Real-ESRGAN ×4 degradation as BasicSR "
+            "trains the open checkpoints, prompt 'Remove all degradation'; LQ resized back to the HQ size)",
+            degradation_prompt=True,
+            metrics=("psnr", "ssim", "lpips", "fid", "clip_i", "clip_t"),
+        ),
+        BenchmarkPreset(
+            "realphoto60",
+            "realesrgan",
+            None,
+            NO_REFERENCE,
+            lq="RealPhoto60",
+            paper="SPIRE Tab. 4 (RealPhoto60 of SUPIR, real photos, no ground truth: CLIP-IQA, MUSIQ, MANIQA)",
+            metrics=("clipiqa", "musiq", "maniqa"),
+        ),
+        BenchmarkPreset(
+            "div2k_val_stablesr",
+            "realesrgan",
+            "StableSR/DIV2K_V2_val/gt",
+            CAPTIONED_RGB,
+            lq="StableSR/DIV2K_V2_val/lq",
+            paper="SPIRE Tab. 3 (StableSR's DIV2K validation pairs: 512² crops of DIV2K val, Real-ESRGAN ×4 "
+            "LQ at 128², no prompt; the folder names are restorezoo's guess of StableSR's archive, "
+            "lq_dir/hq_dir override them)",
+            metrics=("psnr", "ssim", "lpips", "fid", "clip_i"),
+            lq_upsample=True,
+        ),
+        BenchmarkPreset(
+            "rain1400",
+            "rain",
+            "Rain1400/test/ground_truth",
+            DERAIN_Y,
+            lq="Rain1400/test/rainy_image",
+            match="prefix",
+            paper="Diff-Restorer rain (Rain1400 test of Fu et al.: 14 rainy images per ground truth, "
+            "'<n>_<k>.jpg' ↔ '<n>.jpg')",
+            metrics=("fid", "lpips", "dists", "niqe", "musiq", "clipiqa"),
+        ),
+        BenchmarkPreset(
+            "realsnow",
+            "snow",
+            None,
+            NO_REFERENCE,
+            lq="RealSnow",
+            paper="Diff-Restorer real-world snow (RealSnow, no ground truth: NIQE, MUSIQ, CLIP-IQA)",
+            metrics=("niqe", "musiq", "clipiqa"),
+        ),
+        BenchmarkPreset(
+            "rtts",
+            "haze",
+            None,
+            NO_REFERENCE,
+            lq="RTTS/JPEGImages",
+            paper="Diff-Restorer real-world haze (RESIDE RTTS, no ground truth: NIQE, MUSIQ, CLIP-IQA)",
+            metrics=("niqe", "musiq", "clipiqa"),
         ),
         *(
             BenchmarkPreset(

@@ -67,6 +67,7 @@ KNOWN_LEARNED: dict[str, LearnedSpec] = {
     "niqe": LearnedSpec(full_reference=False, lower_better=True),
     "musiq": LearnedSpec(full_reference=False, lower_better=False),
     "clipiqa": LearnedSpec(full_reference=False, lower_better=False),
+    "maniqa": LearnedSpec(full_reference=False, lower_better=False),
     "clip_i": LearnedSpec(full_reference=True, lower_better=False),
     "clip_t": LearnedSpec(full_reference=False, lower_better=False, needs_caption=True),
     "fid": LearnedSpec(full_reference=True, lower_better=True, set_level=True),

@@ -2,7 +2,7 @@
 
 Stable Diffusion 1.5 stays frozen and reads the *semantic* prompt c_s (a caption of the clean content)
 as usual. A trainable ControlNet encoder, initialised from the UNet's down and middle blocks, reads the
-*restoration* prompt c_r ("Deblur with sigma 3.0; Denoise with sigma 25.0;", or the blind "Remove all
+*restoration* prompt c_r ("Upsample to 2.0x; Deblur with sigma 2.9; Denoise with sigma 0.10;", or the blind "Remove all
 degradation") through its cross-attention, and sees the degraded image y as extra input channels:
 ``cat(z_t, E'(y))`` with E' a small trainable downsampler to latent size.
 
@@ -110,6 +110,13 @@ class SPIRE(LatentDiffusionRestorer):
         fusion: "modulation" (SPIRE) or "additive" (ControlNet-SR baseline).
         degraded_channels: channels of E'(y) concatenated to z_t.
         blind_prompt: c_r used where a sample has none.
+        semantic_prompt: read c_s from the batch (True, SPIRE) or always condition on "" (False): the
+            paper's baselines "ControlNet-SR" (trained and tested without prompts) and "Ours w/o text" (the
+            SPIRE checkpoint tested with an empty c_s). The batch's caption still reaches the metrics, so
+            CLIP-T always scores against the ground-truth caption.
+        restoration_prompt: read c_r from the batch (True) or always use ``blind_prompt`` (False: "Ours
+            w/o text" is tested with "Remove all degradation"; ControlNet-SR without prompts gets this
+            constant text, which amounts to no prompt).
         prediction_type, scheduler, steps, guidance_scale, seed, progress, decode_tile, ema_decay,
             gradient_checkpointing: see ``LatentDiffusionRestorer``.
         lr, weight_decay, betas, min_lr, warmup_steps: AdamW and schedule (``RestorationModule``).
@@ -121,6 +128,8 @@ class SPIRE(LatentDiffusionRestorer):
         fusion: str = "modulation",
         degraded_channels: int = 4,
         blind_prompt: str = SPIRE_BLIND_PROMPT,
+        semantic_prompt: bool = True,
+        restoration_prompt: bool = True,
         prediction_type: str = "epsilon",
         scheduler: str = "ddim",
         steps: int = 50,
@@ -158,6 +167,8 @@ class SPIRE(LatentDiffusionRestorer):
         self.save_hyperparameters()
         self.fusion = fusion
         self.blind_prompt = blind_prompt
+        self.semantic_prompt = bool(semantic_prompt)
+        self.restoration_prompt = bool(restoration_prompt)
         self.control = SpireControl(
             self.sd.unet, self.sd.skip_channels, self.sd.vae_scale_factor, degraded_channels, fusion == "additive"
         )
@@ -169,8 +180,9 @@ class SPIRE(LatentDiffusionRestorer):
         """c_s (caption) and c_r (restoration prompt, blind default) CLIP embeddings, and the degraded image."""
         lq = batch["lq"].float()
         size = lq.shape[0]
-        captions = list(batch.get("caption") or [""] * size)
-        prompts = [p.strip() or self.blind_prompt for p in (batch.get("prompt") or [""] * size)]
+        captions = list(batch.get("caption") or [""] * size) if self.semantic_prompt else [""] * size
+        given = (batch.get("prompt") or [""] * size) if self.restoration_prompt else [""] * size
+        prompts = [p.strip() or self.blind_prompt for p in given]
         return {
             "context": self.sd.encode_text(captions),
             "restoration": self.sd.encode_text(prompts),
