@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from restorezoo.data.degrade import ops
+from restorezoo.data.degrade.base import Degradation
 from restorezoo.data.degrade.kernels import (
     KERNEL_FAMILIES,
     KERNEL_PROBS,
@@ -40,7 +41,6 @@ from restorezoo.data.degrade.kernels import (
     sinc_kernel,
     usm_sharpen,
 )
-from restorezoo.data.degrade.pipelines import Degradation
 
 __all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions", "RealESRGANTestSet", "random_resize_step"]
 
