@@ -102,3 +102,22 @@ def test_stablesr_lq_is_resized_to_the_hq(tmp_path):
     write_photo(tmp_path / "StableSR/DIV2K_V2_val/lq/0.png", seed=1, size=(16, 16))
     sample = Benchmark("div2k_val_stablesr", root=str(tmp_path)).configure(training=False)[0]
     assert sample["lq"].shape == sample["hq"].shape == (3, 64, 64)
+
+
+def test_coco_training_crops_resize_the_short_side_instead_of_reflecting(tmp_path):
+    """A 40×64 photo at a 48² patch: the crop is a resized piece of the photo, with no mirrored rows (the
+    reflect padding put 8 mirrored rows at the bottom of every crop)."""
+    from restorezoo.data.datasets import CaptionedFolder
+    from restorezoo.data.realesrgan_dataset import SpireMix
+
+    _coco(tmp_path, size=(40, 64))
+    folder = CaptionedFolder(str(tmp_path / "COCO/val2017"), str(tmp_path / "COCO/annotations/captions_val2017.json"))
+    mix = SpireMix(folder, p_realesrgan=1.0).configure(training=True, patch_size=48, flip=False)
+    hq = mix[0]["hq"]
+    assert hq.shape[-2:] == (48, 48)
+    # reflect padding mirrors the photo about its last row (39): row 40 equals row 38; a resize copies nothing
+    assert not torch.equal(hq[:, 40], hq[:, 38])
+    padded = CaptionedFolder(str(tmp_path / "COCO/val2017"), str(tmp_path / "COCO/annotations/captions_val2017.json"),
+                             small_images="pad")
+    old = SpireMix(padded, p_realesrgan=1.0).configure(training=True, patch_size=48, flip=False)[0]["hq"]
+    assert torch.equal(old[:, 40], old[:, 38])  # what the former default did

@@ -97,6 +97,9 @@ def _shorter_side_centre_crop(image: Tensor, size: int) -> Tensor:
 class RestorationDataset(Dataset):
     """Base of every restorezoo dataset.
 
+    ``small_images`` (class default "pad"): how a training image smaller than the patch is handled:
+    "pad" (reflect, or replicate when under half the patch) or "resize" (shorter side up to the patch).
+
     Args:
         benchmark: name of this set in metric tables (unique within a stage).
         protocol: how the metric callback scores it (RGB, uint8, no crop by default).
@@ -105,6 +108,8 @@ class RestorationDataset(Dataset):
         repeat: iterate the data this many times per epoch (small sets, many random crops).
         seed: base seed of the per-index degradations in evaluation.
     """
+
+    small_images = "pad"
 
     def __init__(
         self,
@@ -188,6 +193,15 @@ class RestorationDataset(Dataset):
         elif self.patch_size is not None:
             size = self.patch_size
             height, width = images[0].shape[-2:]
+            if min(height, width) < size and self.small_images == "resize":
+                # shorter side to the patch size (bicubic, antialiased), aspect kept: no mirrored rows
+                factor = size / min(height, width)
+                target = (max(size, round(height * factor)), max(size, round(width * factor)))
+                images = [
+                    torch.nn.functional.interpolate(im[None], size=target, mode="bicubic", antialias=True)[0].clamp(0, 1)
+                    for im in images
+                ]
+                height, width = target
             if height < size or width < size:
                 pad = (0, max(size - width, 0), 0, max(size - height, 0))
                 mode = "reflect" if height > size // 2 and width > size // 2 else "replicate"
@@ -590,6 +604,9 @@ class CaptionedFolder(RestorationDataset):
         caption_dropout: probability of an empty caption in training.
         max_images: use only the first N listed images (SPIRE scores 3000 COCO val images).
         task: task name of every sample (default: the degradation's own).
+        small_images: "resize" (default): an image whose shorter side is under the training patch is
+            resized up (shorter side to the patch, bicubic) before the random crop; COCO's 640×480 photos
+            at SPIRE's 512² would otherwise put reflected rows into nearly every crop. "pad" reflects.
     """
 
     def __init__(
@@ -606,8 +623,12 @@ class CaptionedFolder(RestorationDataset):
         caption: str | None = None,
         repeat: int = 1,
         seed: int = 0,
+        small_images: str = "resize",
     ) -> None:
         super().__init__(benchmark or Path(image_dir).name, protocol, prompt, caption, repeat, seed)
+        if small_images not in ("resize", "pad"):
+            raise DataError(f"small_images must be 'resize' or 'pad', got {small_images!r}")
+        self.small_images = small_images
         if not 0.0 <= caption_dropout <= 1.0:
             raise DataError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
         folder = require_dir(image_dir, "image")

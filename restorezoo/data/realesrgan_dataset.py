@@ -114,9 +114,9 @@ class RealESRGANSynthetic(RestorationDataset):
 class SpireMix(RestorationDataset):
     """SPIRE's training recipe over any clean-image source: 50 % Real-ESRGAN, 50 % parameterized.
 
-    Each sample either gets the parameterized pipeline on the CPU (blur σ → downsample → noise σ →
-    JPEG, each stage skipped with p 0.5) with the restoration prompt of the stages applied ("Deblur
-    with sigma 3.0; Denoise with sigma 25.0;" or type only), or is flagged for the Real-ESRGAN
+    Each sample either gets the parameterized pipeline on the CPU (downsample → blur σ → noise σ →
+    JPEG, each stage skipped with p 0.5) with the restoration prompt of the stages applied ("Upsample
+    to 2.0x; Deblur with sigma 2.9; Denoise with sigma 0.10;" or type only), or is flagged for the Real-ESRGAN
     pipeline on the accelerator with the blind prompt "Remove all degradation" (SPIRE, Sec. 3.3).
     Captions come from the source (a ``CaptionedFolder``'s COCO captions, a ``Manifest``'s caption
     column) and are dropped to "" with probability ``caption_dropout`` in training (SPIRE: 0.1; leave
@@ -151,6 +151,7 @@ class SpireMix(RestorationDataset):
         from restorezoo.data.degrade import build_degradation
 
         self.source = source
+        self.small_images = source.small_images  # crops are cut here: the source's choice ("resize" for COCO)
         self.p_realesrgan = float(p_realesrgan)
         if not 0.0 <= caption_dropout <= 1.0:
             raise DataError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
