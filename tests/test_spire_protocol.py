@@ -121,3 +121,14 @@ def test_coco_training_crops_resize_the_short_side_instead_of_reflecting(tmp_pat
                              small_images="pad")
     old = SpireMix(padded, p_realesrgan=1.0).configure(training=True, patch_size=48, flip=False)[0]["hq"]
     assert torch.equal(old[:, 40], old[:, 38])  # what the former default did
+
+
+def test_offline_tokenizer_pads_like_sd15_clip_tokenizer():
+    """SD 1.5's tokenizer pads with <|endoftext|> (49407), not 0 ("!"): ids pinned from CLIP's vocabulary
+    ("a" 320, "photo" 1125, "!" 256)."""
+    from restorezoo.models.stable_diffusion import OpenCLIPTokenizer
+
+    ids = OpenCLIPTokenizer()(["a photo", "a photo!"])
+    assert ids.shape == (2, 77)
+    assert ids[0, :4].tolist() == [49406, 320, 1125, 49407] and set(ids[0, 4:].tolist()) == {49407}
+    assert ids[1, :5].tolist() == [49406, 320, 1125, 256, 49407] and set(ids[1, 5:].tolist()) == {49407}

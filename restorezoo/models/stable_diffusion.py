@@ -95,16 +95,23 @@ def _open_clip_tokenizer() -> Any:
     return open_clip.get_tokenizer("ViT-L-14")  # CLIP's BPE, bundled with open_clip: works offline
 
 
+CLIP_EOT = 49407
+"""``<|endoftext|>``: SD 1.5's tokenizer pads with it (its ``pad_token`` is ``<|endoftext|>``), open_clip with 0."""
+
+
 class OpenCLIPTokenizer:
     """CLIP's BPE tokenizer from open_clip's wheel, for random-init text encoders without vocab files.
 
-    Produces 77 ids per prompt (start, tokens, end, zero padding) like SD's CLIPTokenizer.
+    Produces 77 ids per prompt as SD 1.5's CLIPTokenizer does: start, tokens, end, then the end token
+    repeated as padding (open_clip pads with 0, the id of "!", which the text encoder would read as text).
     """
 
     model_max_length = 77
 
     def __call__(self, prompts: Sequence[str]) -> Tensor:
-        return _open_clip_tokenizer()(list(prompts), context_length=self.model_max_length).long()
+        ids = _open_clip_tokenizer()(list(prompts), context_length=self.model_max_length).long()
+        after_end = (ids == CLIP_EOT).long().cumsum(dim=1) > 0
+        return torch.where(after_end, torch.full_like(ids, CLIP_EOT), ids)
 
 
 class HFCLIPTokenizer:
