@@ -132,3 +132,19 @@ def test_offline_tokenizer_pads_like_sd15_clip_tokenizer():
     assert ids.shape == (2, 77)
     assert ids[0, :4].tolist() == [49406, 320, 1125, 49407] and set(ids[0, 4:].tolist()) == {49407}
     assert ids[1, :5].tolist() == [49406, 320, 1125, 256, 49407] and set(ids[1, 5:].tolist()) == {49407}
+
+
+def test_without_text_conditions_on_blank_prompts_but_keeps_the_caption_for_clip_t():
+    """"Ours w/o text" / ControlNet-SR: c_s = "" and c_r = "Remove all degradation" whatever the batch says,
+    while the batch's ground-truth caption stays for CLIP-T (a number, not n/a)."""
+    from restorezoo.models.spire import SPIRE
+
+    model = SPIRE(pretrained="tiny", progress=False, semantic_prompt=False, restoration_prompt=False)
+    batch = {"lq": torch.rand(1, 3, 32, 32), "caption": ["a red barn"], "prompt": ["Deblur with sigma 2.0;"]}
+    cond = model.condition(batch)
+    assert batch["caption"] == ["a red barn"]
+    model.semantic_prompt = model.restoration_prompt = True
+    blank = model.condition({"lq": batch["lq"], "caption": [""], "prompt": ["Remove all degradation"]})
+    given = model.condition(batch)
+    assert torch.equal(cond["context"], blank["context"]) and torch.equal(cond["restoration"], blank["restoration"])
+    assert not torch.equal(given["context"], blank["context"])
