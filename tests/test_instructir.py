@@ -12,7 +12,7 @@ from restorezoo.encoders.text import resolve_text_encoder
 from restorezoo.errors import CheckpointError, WeightsNotFoundError
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.instructir import InstructionConditionBlock, InstructIR, InstructIRNet
-from tests.conftest import REPO, TINY_INSTRUCTIR
+from tests.conftest import TINY_INSTRUCTIR
 
 SPEC = Path(__file__).parent / "specs" / "instructir_official_image_model_keys.json"
 

@@ -3,8 +3,9 @@
 InstructIR (Conde et al., 2024, Sec. 3.2) conditions one restorer on free-form user requests and
 trains an intent classifier next to it. A model only generalises to real users if it sees both
 precise requests ("remove the Gaussian noise") and vague lay ones ("it's too dark"), so every task
-below mixes the two, with varied casing and punctuation. About a fifth of each task's sentences are
-held out (the ``"test"`` split) to measure how well a model copes with wording it never saw.
+below mixes the two, with varied casing and punctuation. ``instructions()`` adds restorezoo's
+generated set (``restorezoo.data.instructions``) and holds sentences out by template and vocabulary
+(the ``"test"`` split), to measure how well a model copes with wording it never saw.
 
 Only torch is imported, so datasets and the CLI can use this module without heavy dependencies.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "SPLITS",
     "TASK_ALIASES",
     "canonical_task",
+    "hand_written",
     "instructions",
     "sample_instruction",
     "DACLIP_DEGRADATIONS",
@@ -41,10 +43,6 @@ INSTRUCTIR_TASKS: tuple[str, ...] = ("noise", "blur", "rain", "haze", "lowlight"
 """InstructIR's intent classes, in order: a task's index is its intent label."""
 
 SPLITS = ("train", "test", "all")
-
-_TEST_EVERY = 5
-_TEST_OFFSET = 2
-"""Sentence ``i`` of a task is held out when ``i % 5 == 2``: deterministic, spread over the list."""
 
 _BANK: dict[str, tuple[str, ...]] = {
     "noise": (
@@ -424,17 +422,27 @@ def canonical_task(name: str) -> str:
 
 
 def instructions(task: str, split: str = "train") -> tuple[str, ...]:
-    """The instructions of one task (aliases allowed) for ``split`` in {"train", "test", "all"}."""
+    """The instructions of one task (aliases allowed) for ``split`` in {"train", "test", "all"}.
+
+    The hand-written bank below plus restorezoo's generated set (``restorezoo.data.instructions``:
+    over 10 000 sentences); "test" is held out by template and by vocabulary, not just by sentence.
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     canonical = TASK_ALIASES.get(task.strip().lower())
     if canonical not in _BANK:
         raise ValueError(f"no instructions for task {task!r}; tasks with instructions: {', '.join(_BANK)}")
-    bank = _BANK[canonical]
-    if split == "all":
-        return bank
-    held_out = split == "test"
-    return tuple(s for i, s in enumerate(bank) if (i % _TEST_EVERY == _TEST_OFFSET) == held_out)
+    from restorezoo.data.instructions import instruction_texts
+
+    return instruction_texts(canonical, split)
+
+
+def hand_written(task: str) -> tuple[str, ...]:
+    """The hand-written bank of one task alone (``instructions`` adds the generated set)."""
+    canonical = TASK_ALIASES.get(task.strip().lower())
+    if canonical not in _BANK:
+        raise ValueError(f"no instructions for task {task!r}; tasks with instructions: {', '.join(_BANK)}")
+    return _BANK[canonical]
 
 
 def sample_instruction(task: str, generator: torch.Generator | None = None, split: str = "train") -> str:

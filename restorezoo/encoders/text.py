@@ -105,6 +105,39 @@ class SentenceEncoder:
         out = torch.stack([self._cache[t] for t in texts])
         return out.to(device) if device is not None else out
 
+    @torch.no_grad()
+    def warm(self, texts: Sequence[str], chunk: int = 64) -> int:
+        """Encode a fixed list up front, in batches of same-length token sequences (no padding); returns
+        how many strings were new.
+
+        About 4x faster on CPU than one string per pass. A string's embedding may then differ from its
+        one-at-a-time value in the last bits (~1e-7), but only through the list: the batches come
+        from the sorted list alone, not from what is already cached, so a run that warms the same list
+        (``fit`` warms its instruction pool) gets the same embeddings every time.
+        """
+        ordered = sorted(set(texts))
+        if all(t in self._cache for t in ordered):
+            return 0
+        tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
+        groups: dict[int, list[tuple[str, dict[str, Tensor]]]] = {}
+        for text in ordered:
+            features = {k: v for k, v in tokenize([text]).items() if isinstance(v, Tensor)}
+            groups.setdefault(int(features["input_ids"].shape[1]), []).append((text, features))
+        new = 0
+        device = self.device
+        for length in sorted(groups):
+            members = groups[length]
+            for start in range(0, len(members), chunk):
+                part = members[start : start + chunk]
+                if all(text in self._cache for text, _ in part):
+                    continue
+                batch = {k: torch.cat([f[k] for _, f in part]).to(device) for k in part[0][1]}
+                vectors = torch.nn.functional.normalize(self.model(batch)["sentence_embedding"].float(), dim=-1)
+                for (text, _), vector in zip(part, vectors.cpu()):
+                    new += text not in self._cache
+                    self._cache[text] = vector.clone()
+        return new
+
     def __len__(self) -> int:
         return len(self._cache)
 

@@ -88,8 +88,11 @@ class PromptProcessor(nn.Module):
     """P_CLIP → (P_S, P_D, degradation logits) (§3.2).
 
     Semantic branch: 3-layer MLP with LayerNorm + LeakyReLU after the first two layers → one
-    ``context_dim`` token for the UNet's cross-attention. Degradation branch: 2-layer MLP → P_D.
-    Classifier: 2-layer MLP on P_D over the degradation classes (L_deg).
+    ``context_dim`` token for the UNet's cross-attention. Degradation branch: "two MLP layers with layer
+    normalization and LeakyReLU activation (except for the last layer)" → P_D. Classifier: "a simple MLP
+    layer" on P_D over the degradation classes (L_deg): one linear layer (``classifier_layers=1``, the paper);
+    ``classifier_layers=2`` is restorezoo's former Linear-LeakyReLU-Linear head. The LeakyReLU slope 0.2 is
+    restorezoo's choice (the paper gives none).
     """
 
     def __init__(
@@ -99,8 +102,11 @@ class PromptProcessor(nn.Module):
         degradation_dim: int = 256,
         hidden_dim: int = 768,
         num_classes: int = len(DIFFRESTORER_CLASSES),
+        classifier_layers: int = 1,
     ) -> None:
         super().__init__()
+        if classifier_layers not in (1, 2):
+            raise RestoreZooError(f"classifier_layers must be 1 (the paper) or 2, got {classifier_layers}")
         self.semantic = nn.Sequential(
             nn.Linear(clip_dim, hidden_dim),
             nn.LayerNorm(hidden_dim),
@@ -111,10 +117,17 @@ class PromptProcessor(nn.Module):
             nn.Linear(hidden_dim, context_dim),
         )
         self.degradation = nn.Sequential(
-            nn.Linear(clip_dim, hidden_dim), nn.LeakyReLU(0.2), nn.Linear(hidden_dim, degradation_dim)
+            nn.Linear(clip_dim, hidden_dim),
+            nn.LayerNorm(hidden_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_dim, degradation_dim),
         )
-        self.classifier = nn.Sequential(
-            nn.Linear(degradation_dim, degradation_dim), nn.LeakyReLU(0.2), nn.Linear(degradation_dim, num_classes)
+        self.classifier: nn.Module = (
+            nn.Linear(degradation_dim, num_classes)
+            if classifier_layers == 1
+            else nn.Sequential(
+                nn.Linear(degradation_dim, degradation_dim), nn.LeakyReLU(0.2), nn.Linear(degradation_dim, num_classes)
+            )
         )
 
     def forward(self, p_clip: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -125,18 +138,24 @@ class PromptProcessor(nn.Module):
 
 # ====================================================================== image-guided control module (§3.3)
 class DegradationModulationBlock(nn.Module):
-    """F̃ = ResBlock(F); f = sigmoid(Linear(P_D)); out = ResBlock(F̃ ⊗ f): P_D chooses the channels to keep."""
+    """F̃ = ResBlock(F); f = sigmoid(Linear(P_D)); out = ResBlock(F̃ ⊗ f): P_D chooses the channels to keep.
 
-    def __init__(self, in_channels: int, out_channels: int, degradation_dim: int, down: bool = False) -> None:
+    ``modulate=False`` is Tab. III's "w/o DMB": the two ResBlocks without the P_D gate.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, degradation_dim: int, down: bool = False, modulate: bool = True
+    ) -> None:
         super().__init__()
         self.resblock_in = _resblock(in_channels, out_channels, down=down)
-        self.gate = nn.Linear(degradation_dim, out_channels)
+        self.gate = nn.Linear(degradation_dim, out_channels) if modulate else None
         self.resblock_out = _resblock(out_channels, out_channels)
 
     def forward(self, x: Tensor, p_d: Tensor) -> Tensor:
         features = self.resblock_in(x, None)
-        gate = torch.sigmoid(self.gate(p_d.to(features.dtype)))[:, :, None, None]
-        return self.resblock_out(features * gate, None)
+        if self.gate is not None:
+            features = features * torch.sigmoid(self.gate(p_d.to(features.dtype)))[:, :, None, None]
+        return self.resblock_out(features, None)
 
 
 class ControlEncoder(nn.Module):
@@ -145,7 +164,7 @@ class ControlEncoder(nn.Module):
     The first log2(VAE factor) blocks halve the resolution, so the output matches the latent grid.
     """
 
-    def __init__(self, channels: Sequence[int], degradation_dim: int, downsamples: int) -> None:
+    def __init__(self, channels: Sequence[int], degradation_dim: int, downsamples: int, modulate: bool = True) -> None:
         super().__init__()
         channels = list(channels)
         if len(channels) != 4 or not 0 <= downsamples <= 4:
@@ -156,7 +175,7 @@ class ControlEncoder(nn.Module):
         self.conv_in = nn.Conv2d(3, channels[0], 3, padding=1)
         widths = [channels[0], *channels]
         self.blocks = nn.ModuleList(
-            DegradationModulationBlock(widths[i], widths[i + 1], degradation_dim, down=i < downsamples)
+            DegradationModulationBlock(widths[i], widths[i + 1], degradation_dim, down=i < downsamples, modulate=modulate)
             for i in range(4)
         )
         self.out_channels = channels[-1]
@@ -201,10 +220,14 @@ class DiffRestorerControl(nn.Module):
         degradation_dim: int = 256,
         hidden_dim: int = 768,
         control_channels: Sequence[int] = (32, 64, 128, 256),
+        classifier_layers: int = 1,
+        dmb: bool = True,
     ) -> None:
         super().__init__()
-        self.prompt_processor = PromptProcessor(clip_dim, context_dim, degradation_dim, hidden_dim, num_classes)
-        self.control_encoder = ControlEncoder(control_channels, degradation_dim, vae_downsamples)
+        self.prompt_processor = PromptProcessor(
+            clip_dim, context_dim, degradation_dim, hidden_dim, num_classes, classifier_layers
+        )
+        self.control_encoder = ControlEncoder(control_channels, degradation_dim, vae_downsamples, modulate=dmb)
         self.control_decoder = ControlDecoder(control_channels, vae_downsamples)
         self.branch = build_control_branch(unet, extra_in_channels=self.control_encoder.out_channels)
         self.zero_convs = nn.ModuleList(zero_conv(c, c) for c in self.branch.channels)
@@ -261,10 +284,13 @@ class DegradationAwareDecoder(nn.Module):
     """SD's VAE decoder (a trainable copy) with a refinement block after every upsampling up-block.
 
     With SD 1.5's VAE that is three blocks, at 1/4, 1/2 and 1/1 of the image size (z1..z3 of the paper),
-    each fusing the frozen VAE encoder's LQ feature of the same size.
+    each fusing the frozen VAE encoder's LQ feature of the same size. ``drb=False`` is Tab. V's "Ours
+    decoder w/o DRB": the decoder copy finetuned alone, without refinement blocks.
     """
 
-    def __init__(self, vae: nn.Module, degradation_dim: int = 256, train_decoder: bool = True) -> None:
+    def __init__(
+        self, vae: nn.Module, degradation_dim: int = 256, train_decoder: bool = True, drb: bool = True
+    ) -> None:
         super().__init__()
         post = getattr(vae, "post_quant_conv", None)
         self.post_quant_conv = copy.deepcopy(post) if post is not None else None
@@ -280,6 +306,7 @@ class DegradationAwareDecoder(nn.Module):
         self.refinement = nn.ModuleList(
             DegradationAwareRefinementBlock(decoder_channels[i], encoder_channels[level], degradation_dim)
             for i, level in enumerate(self.levels)
+            if drb
         )
 
     def forward(self, latents: Tensor, lq_features: Sequence[Tensor], p_d: Tensor) -> Tensor:
@@ -339,7 +366,15 @@ class DiffRestorer(LatentDiffusionRestorer):
         degradation_classes: L_deg's classes as task names, in class order (paper: the eight types).
         degradation_dim, hidden_dim: P_D width (paper: 256) and the prompt MLPs' hidden width.
         control_channels: widths of the control encoder's four blocks (decoder mirrored).
-        deg_weight, rec_weight: weights of L_deg and L_rec (paper: 1 and 1).
+        deg_weight, rec_weight: weights of L_deg and L_rec (paper: 1 and 1; Tab. IV's ablations set them to 0,
+            and ``rec_weight: 0`` is also Tab. III's "w/o CD": the control decoder gets no gradient).
+        classifier_layers: the degradation classifier, 1 linear layer (the paper's "simple MLP layer") or 2.
+        semantic_branch: False is Tab. II's "w/o B_s": the UNet's cross-attention reads SD's empty-prompt
+            text embedding instead of P_S (restorezoo's reading of what replaces it; the paper does not say).
+        degradation_prompt: False is Tab. II's "w/o P_D": P_D is set to zero wherever it acts (the control
+            encoder's DMB gates and the stage-2 decoder's DRBs then see a constant); L_deg still trains the
+            classifier head, which no longer reaches the restoration.
+        dmb: False is Tab. III's "w/o DMB": the control encoder's blocks without the P_D gate.
         decoder_ckpt: a ``DiffRestorerDecoder`` checkpoint (stage 2) to decode with; not part of this
             model's state dict (the stage-1 checkpoint stays what stage 1 trained).
         decoder: "drb" (the stage-2 decoder; SD's when no ``decoder_ckpt`` is given) or "plain" (SD's
@@ -360,6 +395,10 @@ class DiffRestorer(LatentDiffusionRestorer):
         control_channels: Sequence[int] = (32, 64, 128, 256),
         deg_weight: float = 1.0,
         rec_weight: float = 1.0,
+        classifier_layers: int = 1,
+        semantic_branch: bool = True,
+        degradation_prompt: bool = True,
+        dmb: bool = True,
         decoder_ckpt: str | None = None,
         decoder: str = "drb",
         plain_decoder_sets: Sequence[str] = (),
@@ -411,7 +450,10 @@ class DiffRestorer(LatentDiffusionRestorer):
             degradation_dim=degradation_dim,
             hidden_dim=hidden_dim,
             control_channels=control_channels,
+            classifier_layers=classifier_layers,
+            dmb=dmb,
         )
+        self.semantic_branch, self.degradation_prompt = bool(semantic_branch), bool(degradation_prompt)
         self.control.branch.gradient_checkpointing = gradient_checkpointing
         self.init_ema()
         self.deg_weight, self.rec_weight = deg_weight, rec_weight
@@ -457,7 +499,12 @@ class DiffRestorer(LatentDiffusionRestorer):
         """(P_S, P_D, degradation logits) of LQ images in [0, 1]."""
         if control is None:
             control = self.control if self.training else self.sampling_control
-        return control.prompt_processor(self.clip_embedding(images))
+        p_s, p_d, logits = control.prompt_processor(self.clip_embedding(images))
+        if not self.semantic_branch:  # "w/o B_s": SD's unconditional text context instead of P_S
+            p_s = self.sd.encode_text([""] * images.shape[0]).to(p_s.dtype)
+        if not self.degradation_prompt:  # "w/o P_D"
+            p_d = torch.zeros_like(p_d)
+        return p_s, p_d, logits
 
     @torch.no_grad()
     def classify(self, images: Tensor) -> Tensor:
@@ -611,7 +658,8 @@ def load_refinement_decoder(path: str | Path, vae: nn.Module, degradation_dim: i
     decoder_state = {k.removeprefix("decoder."): v for k, v in state.items() if k.startswith("decoder.")}
     if not decoder_state:
         raise RestoreZooError(f"{path} holds no 'decoder.*' weights; is it a DiffRestorerDecoder checkpoint?")
-    decoder = DegradationAwareDecoder(vae, degradation_dim)
+    drb = any(key.startswith("refinement.") for key in decoder_state)  # a "w/o DRB" decoder has none
+    decoder = DegradationAwareDecoder(vae, degradation_dim, drb=drb)
     decoder.load_state_dict(decoder_state, strict=True)
     return decoder.requires_grad_(False).eval()
 

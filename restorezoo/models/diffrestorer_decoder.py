@@ -52,6 +52,7 @@ class DiffRestorerDecoder(RestorationModule):
         l2_weight, perceptual_weight, adversarial_weight: loss weights (paper: 1, 0.1, 0.001).
         train_decoder: train the decoder copy too (paper: only the encoder is frozen); False trains the
             refinement blocks alone.
+        drb: False is Tab. V's "Ours decoder w/o DRB" (the decoder copy finetuned without refinement blocks).
         disc_channels, disc_layers: PatchGAN width and depth.
         lr, betas, weight_decay: AdamW of the decoder and of the discriminator.
     """
@@ -67,6 +68,7 @@ class DiffRestorerDecoder(RestorationModule):
         perceptual_weight: float = 0.1,
         adversarial_weight: float = 0.001,
         train_decoder: bool = True,
+        drb: bool = True,
         disc_channels: int = 64,
         disc_layers: int = 3,
         lr: float = 1e-4,
@@ -80,7 +82,7 @@ class DiffRestorerDecoder(RestorationModule):
         self.automatic_optimization = False
         self._frozen = [build_stage1(stage1), PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None]
         stage = self.stage1
-        self.decoder = DegradationAwareDecoder(stage.sd.vae, stage.degradation_dim, train_decoder)
+        self.decoder = DegradationAwareDecoder(stage.sd.vae, stage.degradation_dim, train_decoder, drb=drb)
         self.discriminator = PatchDiscriminator(disc_channels, disc_layers) if adversarial_weight > 0 else None
         self.l2_weight, self.perceptual_weight, self.adversarial_weight = l2_weight, perceptual_weight, adversarial_weight
         stage.set_refinement_decoder(self.decoder)
