@@ -50,7 +50,8 @@ def _layout(root: Path) -> None:
         elif preset.match.startswith("suffix:"):
             a, b = preset.match[len("suffix:"):].split(",")
             lq_name, hq_name = f"0001{a}.png", f"0001{b}.png"
-        write_photo(root / "data/benchmarks" / str(preset.hq) / hq_name, seed=5, size=(40, 40))
+        if preset.hq is not None:
+            write_photo(root / "data/benchmarks" / preset.hq / hq_name, seed=5, size=(40, 40))
         if preset.lq:
             write_photo(root / "data/benchmarks" / preset.lq / lq_name, seed=6, size=(40, 40))
 

@@ -76,8 +76,8 @@ def test_new_presets_are_listed_with_their_protocol(tmp_path):
     for name in ("coco_val_realesrgan_x4", "realphoto60", "div2k_val_stablesr", "rain1400", "realsnow", "rtts"):
         assert name in PRESETS
     assert PRESETS["realphoto60"].hq is None and set(PRESETS["realphoto60"].metrics) == {"clipiqa", "musiq", "maniqa"}
-    for name in ("realsnow", "rtts"):
-        assert PRESETS[name].hq is None and "fid" not in PRESETS[name].metrics
+    assert PRESETS["rtts"].hq is None and "fid" not in PRESETS["rtts"].metrics  # real haze, no ground truth
+    assert PRESETS["realsnow"].hq is not None and "fid" in PRESETS["realsnow"].metrics  # paired, as Tab. I scores it
     import contextlib
     import io
 

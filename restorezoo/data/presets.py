@@ -208,11 +208,12 @@ PRESETS: dict[str, BenchmarkPreset] = {
         BenchmarkPreset(
             "realsnow",
             "snow",
-            None,
-            NO_REFERENCE,
-            lq="RealSnow",
-            paper="Diff-Restorer real-world snow (RealSnow, no ground truth: NIQE, MUSIQ, CLIP-IQA)",
-            metrics=("niqe", "musiq", "clipiqa"),
+            "RealSnow/test/gt",
+            DACLIP_RGB,
+            lq="RealSnow/test/input",
+            paper="Diff-Restorer real-world snow (RealSnow of WGWS-Net: real snowy photos with clean references, "
+            "scored with all six metrics; the folder names are restorezoo's guess, lq_dir/hq_dir override them)",
+            metrics=("fid", "lpips", "dists", "niqe", "musiq", "clipiqa"),
         ),
         BenchmarkPreset(
             "rtts",
@@ -230,7 +231,9 @@ PRESETS: dict[str, BenchmarkPreset] = {
                 "CBSD68/original_png",
                 INSTRUCTIR_RGB,
                 degradation=mixture,
-                paper=f"Diff-Restorer mixed test set {mixture} (its levels; the clean set is restorezoo's choice)",
+                paper=f"Diff-Restorer mixed test set {mixture}: noise σ 50 and JPEG q 10 as its single sets; the "
+                "paper gives no blur, snow or raindrop level and no clean base set, so those levels (the "
+                "pipelines' defaults) and CBSD68 are restorezoo's choice",
             )
             for mixture in ("noise+blur", "snow+noise", "raindrop+noise+blur", "jpeg+noise+blur")
         ),
@@ -241,7 +244,7 @@ DIFFRESTORER_BENCHMARKS: tuple[str, ...] = (
     "cbsd68_sigma50",
     "lol",
     "sots_outdoor",
-    "rain100h",
+    "rain1400",
     "raindrop_a",
     "snow100k_l",
     "gopro",
@@ -250,6 +253,9 @@ DIFFRESTORER_BENCHMARKS: tuple[str, ...] = (
     "cbsd68_snow_noise",
     "cbsd68_raindrop_noise_blur",
     "cbsd68_jpeg_noise_blur",
+    "realsnow",
+    "rtts",
 )
-"""Diff-Restorer's eight single-degradation test sets (noise σ 50, low-light, haze, rain, raindrop, snow,
-blur, JPEG q 10; public sets standing in where the paper's own are not distributed) and its four mixtures."""
+"""Diff-Restorer's eight single-degradation test sets (noise σ 50, low-light, haze, rain (Rain1400's test set, as
+the paper), raindrop, snow, blur, JPEG q 10; public sets standing in where the paper's own are not distributed),
+its four mixtures and its two real-world sets (RealSnow; RTTS without ground truth)."""

@@ -140,7 +140,7 @@ def _diffrestorer() -> list[PaperResult]:
         "Low-light": ("lol", "lowlight", "", (40.23, 0.1105, 0.0873, 4.42, 71.69, 0.3970)),
         "Haze": ("sots_outdoor", "haze", "paper: a RESIDE test split it does not name; restorezoo: SOTS outdoor",
                  (12.13, 0.0670, 0.0625, 3.23, 63.92, 0.4777)),
-        "Rain": ("rain100h", "rain", "paper: the Rain1400 test set; restorezoo: Rain100H",
+        "Rain": ("rain1400", "rain", "",
                  (24.45, 0.0840, 0.0683, 3.02, 67.37, 0.6390)),
         "Raindrop": ("raindrop_a", "raindrop", "", (22.50, 0.1282, 0.0936, 3.10, 70.86, 0.5299)),
         "Snow": ("snow100k_l", "snow", "paper: a Snow100K test split it does not name; restorezoo: Snow100K-L",
@@ -157,7 +157,7 @@ def _diffrestorer() -> list[PaperResult]:
                                     (74.24, 0.2511, 0.1571, 4.07, 61.91, 0.3851)),
         "Blur + Noise + JPEG": ("cbsd68_jpeg_noise_blur", ALL, "paper: its own mixture test set; restorezoo: CBSD68",
                                 (52.30, 0.2141, 0.1555, 4.04, 65.00, 0.4847)),
-        "Real-world snow (RealSnow)": ("RealSnow", "snow", "no restorezoo preset",
+        "Real-world snow (RealSnow)": ("realsnow", "snow", "",
                                        (60.92, 0.1260, 0.1042, 4.11, 54.54, 0.4685)),
     }
     out = []
@@ -167,8 +167,8 @@ def _diffrestorer() -> list[PaperResult]:
                                    _DR_PROTOCOL, "Ours", "DiffRestorer", reason))
     # RTTS (real haze, no ground truth): NIQE, MUSIQ, CLIP-IQA only
     for metric, value in (("niqe", 4.27), ("musiq", 59.93), ("clipiqa", 0.4369)):
-        out.append(PaperResult("Diff-Restorer", "Tab. I (Real-world haze, RTTS)", "RTTS", "haze", metric, value,
-                               _DR_PROTOCOL, "Ours", "DiffRestorer", "no restorezoo preset"))
+        out.append(PaperResult("Diff-Restorer", "Tab. I (Real-world haze, RTTS)", "rtts", "haze", metric, value,
+                               _DR_PROTOCOL, "Ours", "DiffRestorer", ""))
     return out
 
 
