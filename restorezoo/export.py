@@ -118,8 +118,8 @@ PAPERS: dict[str, str] = {
 USAGE_PROMPTS: dict[str, tuple[str, str]] = {
     "InstructIR": ("--prompt 'remove the noise, please'", '"remove the noise, please"'),
     "SPIRE": (
-        "--prompt 'Denoise with sigma 25' --caption 'a cat on a sofa'",
-        '"Denoise with sigma 25", caption="a cat on a sofa"',
+        "--prompt 'Denoise with sigma 0.10' --caption 'a cat on a sofa'",
+        '"Denoise with sigma 0.10", caption="a cat on a sofa"',
     ),
 }
 """Model class name → (CLI flags, Python arguments) of a typical call; others take no text."""
