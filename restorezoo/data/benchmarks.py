@@ -7,6 +7,7 @@ a row scored with that paper's protocol. Folder layouts are those of the public 
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,10 @@ from restorezoo.data.presets import (  # noqa: F401 - the presets live in preset
     JPEG_Y,
     MIXED,
     PRESETS,
+    PROTOCOL_CHOICES,
     SR_Y,
     BenchmarkPreset,
+    release_protocol,
 )
 from restorezoo.errors import DataError
 
@@ -40,6 +43,12 @@ class Benchmark(RestorationDataset):
         prompt: a fixed instruction; by default a held-out instruction of the preset's task.
         captions: override the preset's captions JSON (absolute, or relative to ``root``).
         max_images: score only the first N captioned images (SPIRE Tab. 1: 3000 of MS-COCO val).
+        protocol: ``"preset"`` (the preset's own, BasicSR-exact protocol) or ``"instructir-release"``
+            (InstructIR's released test script: LQ/GT centre-cropped to x16, raw output, its formulas, RGB
+            and, on rain, Y with its luma quirk, and its template prompts seeded with 42).
+        release_checkout: a mv-lab/InstructIR checkout whose ``datasets.py`` holds the template prompts
+            (read, not imported; default ``$INSTRUCTIR_RELEASE``); needed by ``"instructir-release"``
+            unless ``prompt`` is given.
     """
 
     def __init__(
@@ -52,11 +61,24 @@ class Benchmark(RestorationDataset):
         seed: int = 0,
         captions: str | None = None,
         max_images: int | None = None,
+        protocol: str = "preset",
+        release_checkout: str | None = None,
     ) -> None:
         if name not in PRESETS:
             raise DataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(PRESETS))}")
+        if protocol not in PROTOCOL_CHOICES:
+            raise DataError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOL_CHOICES)}")
         preset = PRESETS[name]
-        super().__init__(preset.name, preset.protocol, prompt, None, 1, seed)
+        scoring = release_protocol(preset.task) if protocol == "instructir-release" else preset.protocol
+        super().__init__(preset.name, scoring, prompt, None, 1, seed)
+        self.release_checkout = release_checkout or os.environ.get("INSTRUCTIR_RELEASE")
+        self._release_prompts: list[str] | None = None
+        if scoring.release == "instructir" and prompt is None and not self.release_checkout:
+            raise DataError(
+                f"benchmark '{name}': the instructir-release protocol prompts with the release's template "
+                "instructions: pass release_checkout=<a mv-lab/InstructIR checkout> (or $INSTRUCTIR_RELEASE), "
+                "or prompt=<one instruction>"
+            )
         self.preset = preset
         base = Path(root).expanduser()
         hq = base / (hq_dir or preset.hq) if (hq_dir or preset.hq) else None
@@ -121,6 +143,19 @@ class Benchmark(RestorationDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = super().__getitem__(index)
+        if self.protocol.crop_multiple > 1:  # the release's crop_img on LQ and GT, before the model
+            from restorezoo.metrics.release import centre_crop_to_multiple
+
+            for key in ("lq", "hq"):
+                if sample.get(key) is not None:
+                    sample[key] = centre_crop_to_multiple(sample[key], self.protocol.crop_multiple).contiguous()
+        if self.protocol.release == "instructir" and self.prompt is None:
+            if self._release_prompts is None:
+                from restorezoo.data.instructions import release_template_prompts
+
+                task = self.preset.task if self.preset.task != MIXED else str(sample.get("task_name", "noise"))
+                self._release_prompts = release_template_prompts(task, len(self), str(self.release_checkout))
+            sample["prompt"] = self._release_prompts[int(index) % len(self._release_prompts)]
         if self.preset.degradation_prompt and self.prompt is None:
             # SPIRE's protocol: the restorer is told what was done to this image (fixed per index).
             sample["prompt"] = str(sample["params"].get("prompt", ""))

@@ -335,3 +335,64 @@ def instruction_texts(task: str, split: str = "train") -> tuple[str, ...]:
     if split == "all":
         return tuple(r.text for r in rows if r.task == task)
     return tuple(r.text for r in rows if r.task == task and r.split == split)
+
+
+# ------------------------------------------------------------------------------------------ release prompts
+RELEASE_SEED = 42
+"""The release's evaluation seed (``seed_everything(42)`` before the test loop)."""
+RELEASE_DEGRADATION_WORDS = {"noise": "noise", "blur": "blur", "rain": "rain", "haze": "haze",
+                             "lowlight": "lol", "sr": "sr", "enhancement": "en"}
+"""restorezoo task -> the release's degradation word (``DEG_MAP``), which its template prompts build on."""
+
+
+@lru_cache(maxsize=4)
+def release_prompt_lists(checkout: str) -> dict[str, tuple[str, ...]]:
+    """The word lists of the release's ``augment_prompt``, read (not imported) from a checkout's ``datasets.py``.
+
+    Keys: ``init``, ``end`` (the two ``np.random.choice`` lists) and ``lol``, ``sr``, ``en`` (its
+    fixed prompts of those tasks). restorezoo ships none of the release's text.
+    """
+    import ast
+    from pathlib import Path
+
+    path = Path(checkout).expanduser() / "datasets.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"no datasets.py in {checkout}: give the folder of a mv-lab/InstructIR checkout")
+    tree = ast.parse(path.read_text())
+    found: dict[str, tuple[str, ...]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "augment_prompt":
+            for stmt in ast.walk(node):
+                if not (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)):
+                    continue
+                name, value = stmt.targets[0].id, stmt.value
+                if isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.List):
+                    value = value.args[0]  # init = np.random.choice([...])
+                if isinstance(value, ast.List):
+                    found[name.replace("_prompts", "")] = tuple(ast.literal_eval(value))
+    missing = {"init", "end", "lol", "sr", "en"} - set(found)
+    if missing:
+        raise ValueError(f"{path}: augment_prompt lists {sorted(missing)} not found; is it the mv-lab/InstructIR release?")
+    return found
+
+
+def release_template_prompts(task: str, count: int, checkout: str, seed: int = RELEASE_SEED) -> list[str]:
+    """The release's test prompts for ``count`` images of one test set, in order: its ``augment_prompt``
+    fed from a ``np.random`` stream seeded with 42 (each set seeded alone, which is the release run
+    on that set alone; the release runs one stream through all its sets in its config's order)."""
+    import numpy as np
+
+    word = RELEASE_DEGRADATION_WORDS.get(task)
+    if word is None:
+        raise ValueError(f"task {task!r} has no release degradation word; known: {', '.join(RELEASE_DEGRADATION_WORDS)}")
+    lists = release_prompt_lists(checkout)
+    rng = np.random.RandomState(seed)
+    prompts = []
+    for _ in range(count):
+        text = f"{rng.choice(lists['init'])} {word} {rng.choice(lists['end'])}"
+        for special in ("lol", "sr", "en"):  # the release tests `special in word`, in this order
+            if special in word:
+                text = str(rng.choice(lists[special]))
+                break
+        prompts.append(text.strip().replace("  ", " ").replace("\n", ""))
+    return prompts

@@ -14,7 +14,8 @@ from typing import Any
 from restorezoo.metrics.protocol import MetricProtocol
 
 INSTRUCTIR_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=False)
-"""InstructIR's released test script: PSNR on RGB floats in [0, 1], no border crop."""
+"""restorezoo's InstructIR protocol: BasicSR's float path (``calculate_psnr_pt``) on the clamped output, RGB,
+no border crop, padded (not cropped) to the network's multiple. The release's own script: INSTRUCTIR_RELEASE."""
 DERAIN_Y = MetricProtocol(y_channel=True, crop_border=0, quantize=True)
 """Deraining convention (Rain100L/H): Y channel of the uint8 images."""
 JPEG_Y = MetricProtocol(y_channel=True, crop_border=0, quantize=True)
@@ -27,6 +28,23 @@ CAPTIONED_RGB = MetricProtocol(y_channel=False, crop_border=0, quantize=True)
 """SPIRE's MS-COCO table: uint8 RGB, no crop (next to FID, LPIPS and CLIP scores)."""
 NO_REFERENCE = MetricProtocol(y_channel=False, crop_border=0, quantize=True)
 """Real photos without ground truth (RealPhoto60, RealSnow, RTTS): only no-reference metrics apply."""
+
+INSTRUCTIR_RELEASE = MetricProtocol(quantize=False, clamp=False, release="instructir", crop_multiple=16)
+"""InstructIR's released ``test.py`` number for number: LQ/GT centre-cropped to x16, raw (unclamped) float
+output, its PSNR/SSIM formulas, its template prompts seeded with 42 (``restorezoo.metrics.release``)."""
+INSTRUCTIR_RELEASE_RAIN = MetricProtocol(
+    quantize=False, clamp=False, release="instructir", crop_multiple=16, also_y=True
+)
+"""The same on its rain sets, which it also scores on Y, with its luma quirk (BGR weights on RGB, uint8
+truncation): ``psnr_y``/``ssim_y`` columns."""
+PROTOCOL_CHOICES = ("preset", "instructir-release")
+"""``Benchmark(protocol=...)``: the preset's own protocol (BasicSR-exact), or InstructIR's release script."""
+
+
+def release_protocol(task: str) -> MetricProtocol:
+    """The ``instructir-release`` protocol of a preset of ``task`` (Y as well on rain, as the release)."""
+    return INSTRUCTIR_RELEASE_RAIN if task == "rain" else INSTRUCTIR_RELEASE
+
 
 MIXED = "mixed"
 """Task of presets whose samples each carry the task of the degradation actually applied."""

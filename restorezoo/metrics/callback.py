@@ -42,6 +42,7 @@ from restorezoo.metrics.learned import (
 )
 from restorezoo.metrics.papers import annotate_rows, protocol_note
 from restorezoo.metrics.protocol import RGB, MetricProtocol
+from restorezoo.metrics.release import release_scores
 from restorezoo.metrics.tables import (
     overall_means,
     print_table,
@@ -192,11 +193,14 @@ class RestorationMetrics(L.Callback):
             protocols = [s[2] if len(s) > 2 and s[2] is not None else RGB for s in sets]
             offsets = [sum(lengths[:i]) for i in range(len(lengths))]
             n = sum(lengths)
-            c = len(self.columns)
+            columns = list(self.columns)
+            if any(p.also_y for p in protocols):  # a release that also scores Y (InstructIR's rain sets)
+                columns += [f"{m}_y" for m in self.metrics]
+            c = len(columns)
             dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
             self._state = _EpochState(
                 stage,
-                list(self.columns),
+                columns,
                 names,
                 protocols,
                 task_names,
@@ -265,12 +269,22 @@ class RestorationMetrics(L.Callback):
                 if self.compare_input and isinstance(lq, Tensor) and lq.shape == hq.shape:
                     pairs.append(("_lq", lq))
                 for suffix, img in pairs:
-                    p, s = psnr_ssim(pick(img), target, protocol)
-                    scores = {"psnr": p.clamp(max=PSNR_CAP_DB).to(device), "ssim": s.to(device)}
+                    img = pick(img)
+                    if suffix == "" and protocol.clamp:  # BasicSR's tensor2img clamps; a release may not
+                        img = img.clamp(0, 1)
+                    if protocol.release:
+                        scores = release_scores(img, target, also_y=protocol.also_y)
+                    else:
+                        p, s = psnr_ssim(img, target, protocol)
+                        scores = {"psnr": p, "ssim": s}
+                    scores = {k: (v.clamp(max=PSNR_CAP_DB) if k.startswith("psnr") else v).to(device)
+                              for k, v in scores.items()}
                     for m in self.metrics:
-                        j = cols.index(m + suffix)
-                        vals[rows, j] = scores[m]
-                        done[rows, j] = 1.0
+                        for name in (m, f"{m}_y"):
+                            if name in scores and name + suffix in cols:
+                                j = cols.index(name + suffix)
+                                vals[rows, j] = scores[name]
+                                done[rows, j] = 1.0
         features: dict[str, Tensor] = {}
         captions = [str(c) for c in (batch.get("caption") or [])]
         for name, metric in self._learned.items():
