@@ -323,7 +323,8 @@ def test_unknown_name_error_lists_the_valid_names() -> None:
 
 
 def test_every_registered_class_is_a_degradation_with_a_task() -> None:
-    tasks = {"noise", "blur", "rain", "haze", "lowlight", "sr", "jpeg", "clean", "snow", "raindrop", "parameterized"}
+    tasks = {"noise", "blur", "rain", "haze", "lowlight", "sr", "jpeg", "clean", "snow", "raindrop", "parameterized",
+             "realesrgan"}
     for name, cls in DEGRADATIONS.items():
         assert issubclass(cls, Degradation)
         if name not in ("compose", "random_choice"):
