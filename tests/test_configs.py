@@ -14,6 +14,7 @@ CONFIGS = sorted((REPO / "configs").glob("*/*.yaml"))
 TINY = [
     "--model.init_args.width", "8", "--model.init_args.enc_blocks", "[1, 1]", "--model.init_args.middle_blocks", "1",
     "--model.init_args.dec_blocks", "[1, 1]", "--model.init_args.text_encoder", "auto",
+    "--model.init_args.warm_instructions", "false", "--model.init_args.register_accuracy", "false",
 ]
 LAYOUT_5D = {
     "train": ["denoise", "RainTrainL/input", "RainTrainL/target", "GoPro/input", "GoPro/target",
@@ -29,6 +30,27 @@ def test_config_parses(config: Path, capsys):
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code == 0
     assert "class_path" in capsys.readouterr().out
+
+
+def test_instructir_paper_configs_follow_the_recipe():
+    """Data as the paper sizes it (OTS 2000, MIT5K 1000, no repeat factors), 6D from 5D and 7D from 6D,
+    checkpoints selected on the mean over tasks."""
+    import yaml
+
+    configs = {n: yaml.safe_load((REPO / f"configs/instructir/{n}.yaml").read_text()) for n in ("3d", "5d", "6d", "7d")}
+    for name, config in configs.items():
+        train = config["data"]["init_args"]["train"]
+        assert len(train) == {"3d": 3, "5d": 5, "6d": 6, "7d": 7}[name]
+        assert not any("repeat" in d["init_args"] for d in train), name
+        haze = next(d["init_args"] for d in train if d["init_args"].get("task") == "haze")
+        assert haze["max_pairs"] == 2000
+        checkpoint = config["trainer"]["callbacks"][0]["init_args"]
+        assert checkpoint["monitor"] == "val/psnr_task_mean" and checkpoint["filename"] == "best"
+        assert len(config["data"]["init_args"]["val"]) == len(train), "one validation set per task"
+    assert configs["3d"]["trainer"]["max_epochs"] == configs["5d"]["trainer"]["max_epochs"] == 500
+    assert "init_from" not in configs["5d"]["model"]["init_args"]
+    assert configs["6d"]["model"]["init_args"]["init_from"] == "runs/instructir-5d/checkpoints/best.ckpt"
+    assert configs["7d"]["model"]["init_args"]["init_from"] == "runs/instructir-6d/checkpoints/best.ckpt"
 
 
 def test_paper_5d_config_runs_on_the_distributed_folder_layout(tmp_path: Path):

@@ -198,3 +198,18 @@ def test_prompts_are_read_up_to_512_tokens_as_released(tiny_instructir):
     stem = "remove the noise " * 70  # about 210 tokens: past the old 128-token cut
     a, b = encoder([stem + "and the rain", stem + "and brighten it"])
     assert not torch.allclose(a, b), "words after token 128 must still change the embedding"
+
+
+def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path: Path):
+    source = InstructIR(**TINY_INSTRUCTIR)
+    for p in source.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    path = tmp_path / "5d.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, path)
+    fresh = InstructIR(**TINY_INSTRUCTIR, init_from=str(path))
+    assert not torch.equal(fresh.net.intro.weight, source.net.intro.weight)
+    fresh._initialise_from(str(path))  # what setup("fit") does for a fresh (not resumed) run
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), source.state_dict().values()))
+    torch.save({"hyper_parameters": {}}, tmp_path / "bad.ckpt")
+    with pytest.raises(CheckpointError, match="no 'state_dict'"):
+        fresh._initialise_from(str(tmp_path / "bad.ckpt"))

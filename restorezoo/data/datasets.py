@@ -302,7 +302,9 @@ def _task_name(task: str | None) -> str:
 class PairedFolder(RestorationDataset):
     """An LQ folder and an HQ folder matched by file stem (or another ``match`` mode, see ``pair_keys``).
 
-    Without ``hq_dir`` it yields LQ images only (prediction on real photos).
+    Without ``hq_dir`` it yields LQ images only (prediction on real photos). ``max_pairs`` keeps a
+    random subset of that many pairs, fixed by ``subset_seed`` (InstructIR trains on 2000 of RESIDE
+    OTS's ~72k hazy images).
     """
 
     def __init__(
@@ -317,6 +319,8 @@ class PairedFolder(RestorationDataset):
         caption: str | None = None,
         repeat: int = 1,
         seed: int = 0,
+        max_pairs: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__(benchmark or Path(lq_dir).parent.name, protocol, prompt, caption, repeat, seed)
         lq_path = require_dir(lq_dir, "LQ")
@@ -324,6 +328,9 @@ class PairedFolder(RestorationDataset):
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in list_images(lq_path)]
         else:
             self.pairs = list(match_pairs(lq_path, require_dir(hq_dir, "HQ"), match))
+        if max_pairs is not None and max_pairs < len(self.pairs):
+            keep = torch.randperm(len(self.pairs), generator=torch.Generator().manual_seed(subset_seed))[:max_pairs]
+            self.pairs = [self.pairs[i] for i in sorted(keep.tolist())]
         self.task = _task_name(task)
 
     def num_items(self) -> int:
