@@ -54,7 +54,6 @@ class _Parser(argparse.ArgumentParser):
 def _lightning_cli(args: list[str] | None) -> None:
     import logging
 
-    import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
     # "Seed set to N" would come before a one-line error; the seed is in the run's config.yaml anyway.
@@ -67,6 +66,7 @@ def _lightning_cli(args: list[str] | None) -> None:
     from restorezoo.data import RestorationDataModule, benchmarks, datasets, realesrgan_dataset  # noqa: F401
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
+    from restorezoo.models.base import ZooModule
     from restorezoo.training import FastPath
 
     class RestorationCLI(LightningCLI):
@@ -144,7 +144,7 @@ def _lightning_cli(args: list[str] | None) -> None:
             self.trainer.callbacks.extend([*extra, RunRecord(config=config)])
 
     RestorationCLI(
-        model_class=L.LightningModule,  # restorers and conditioners (DA-CLIP) alike
+        model_class=ZooModule,  # restorers and conditioners (DA-CLIP) alike
         datamodule_class=RestorationDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -27,7 +27,7 @@ class StubDACLIP(torch.nn.Module):
 def _conditioned_model() -> NAFNetDACLIP:
     torch.manual_seed(0)
     model = NAFNetDACLIP(**TINY, daclip=None)
-    model._daclip = [StubDACLIP()]
+    model.set_daclip(StubDACLIP())
     model.net = NAFNetDACLIPNet(**TINY, context_dim=16)
     return model
 

@@ -531,7 +531,9 @@ def _tiny_fit_config(folder: Path, max_epochs: int = 2) -> Path:
     if not hq.is_dir():
         for i in range(4):
             write_photo(hq / f"p{i}.png", seed=i, size=(24, 28))
-    init_args = {**TINY_INSTRUCTIR, "enc_blocks": [1, 1], "dec_blocks": [1, 1], "lr": 1e-3}
+    init_args = {**TINY_INSTRUCTIR, "enc_blocks": [1, 1], "dec_blocks": [1, 1], "lr": 1e-3,
+                 # resuming is about the weights: no instruction-bank encoding or intent accuracy per run
+                 "warm_instructions": False, "register_accuracy": False}
     config = {
         "seed_everything": 0,
         "trainer": {

@@ -10,7 +10,7 @@ Relative paths resolve against the working directory, as they do for ``restorezo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from restorezoo.data.benchmarks import PRESETS
 from restorezoo.data.captions import read_coco_captions
-from restorezoo.data.datasets import Manifest, universal_folders
-from restorezoo.data.io import list_images, load_image
-from restorezoo.data.pairing import pair_files
+from restorezoo.data.io import list_images, read_image_array
+from restorezoo.data.manifest import read_manifest_rows
+from restorezoo.data.pairing import pair_files, universal_folders
+from restorezoo.data.presets import PRESETS
 from restorezoo.errors import DataError, RestoreZooError
 
 STAGES = ("train", "val", "test", "predict")
@@ -62,12 +62,12 @@ def _probe(paths: Iterable[Path], label: str) -> dict[Path, Size | str]:
 
     def one(path: Path) -> Size | str:
         try:
-            image = load_image(path)
+            image = read_image_array(path)
         except RestoreZooError as error:
             return str(error)
         except Exception as error:  # anything a decoder throws is a finding, not a crash
             return f"{type(error).__name__}: {error}"
-        return (int(image.shape[-2]), int(image.shape[-1]))
+        return (int(image.shape[0]), int(image.shape[1]))
 
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -121,16 +121,23 @@ def _check_clean_folder(report: Report, folder: Path) -> None:
         _record_images(report, _probe(list_images(folder), report.dataset))
 
 
+def _read_listing(report: Report, path: Path, what: str, reader: Callable[[Path], Any]) -> Any:
+    """``reader(path)``, or None with the missing file or the reader's error recorded in ``report``."""
+    if not path.is_file():
+        report.missing.append(f"{what} {path}")
+        return None
+    try:
+        return reader(path)
+    except DataError as error:
+        report.errors.append(str(error))
+        return None
+
+
 def _check_captioned(report: Report, image_dir: Path, captions: Path) -> None:
     if not _folder(report, image_dir, "image"):
         return
-    if not captions.is_file():
-        report.missing.append(f"captions file {captions}")
-        return
-    try:
-        listed = read_coco_captions(captions)
-    except DataError as error:
-        report.errors.append(str(error))
+    listed = _read_listing(report, captions, "captions file", read_coco_captions)
+    if listed is None:
         return
     present = {p.name: p for p in list_images(image_dir)}
     report.missing += [f"image {image_dir / name} (listed in {captions.name})" for name in listed if name not in present]
@@ -155,13 +162,8 @@ def _check_universal(report: Report, args: dict[str, Any]) -> None:
 
 def _check_manifest(report: Report, args: dict[str, Any]) -> None:
     path = Path(args.get("path", "")).expanduser()
-    if not path.is_file():
-        report.missing.append(f"manifest {path}")
-        return
-    try:
-        rows = Manifest._read(path)
-    except DataError as error:
-        report.errors.append(str(error))
+    rows = _read_listing(report, path, "manifest", read_manifest_rows)
+    if rows is None:
         return
     base = Path(args["root"]).expanduser() if args.get("root") else path.parent
     pairs, files = [], []

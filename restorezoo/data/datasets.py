@@ -11,9 +11,6 @@ instruction in training, a deterministic held-out one in evaluation); else "" (b
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -30,7 +27,8 @@ from restorezoo.data.batch import make_sample
 from restorezoo.data.captions import read_coco_captions, read_daclip_captions
 from restorezoo.data.degrade import build_degradation
 from restorezoo.data.io import list_images, load_image
-from restorezoo.data.pairing import KeyFn, match_pairs, require_dir
+from restorezoo.data.manifest import read_manifest_rows
+from restorezoo.data.pairing import KeyFn, match_pairs, require_dir, universal_folders
 from restorezoo.data.prompts import INSTRUCTIR_TASKS, canonical_task, instructions
 from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
 from restorezoo.data.samplers import SeededIndex
@@ -365,7 +363,7 @@ class Manifest(RestorationDataset):
         if not manifest.is_file():
             raise DataError(f"manifest not found: {manifest}")
         base = Path(root).expanduser() if root else manifest.parent
-        self.rows = self._read(manifest)
+        self.rows = read_manifest_rows(manifest)
         for line, row in enumerate(self.rows, start=2 if manifest.suffix.lower() == ".csv" else 1):
             if not row.get("lq"):
                 raise DataError(f"{manifest}:{line}: row has no 'lq' path")
@@ -378,36 +376,6 @@ class Manifest(RestorationDataset):
             row["task"] = _task_name(row.get("task") or None)
         if not self.rows:
             raise DataError(f"manifest {manifest} has no rows")
-
-    @staticmethod
-    def _text(manifest: Path) -> str:
-        """The manifest as text; bytes that are not UTF-8 are one error naming the file and line."""
-        data = manifest.read_bytes()
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            line = data[: error.start].count(b"\n") + 1
-            raise DataError(
-                f"{manifest}:{line}: not UTF-8 text (byte {data[error.start]:#04x}); re-save the manifest as UTF-8"
-            ) from error
-
-    @staticmethod
-    def _read(manifest: Path) -> list[dict[str, str]]:
-        text_lines = list(io.StringIO(Manifest._text(manifest), newline=""))
-        if manifest.suffix.lower() == ".csv":
-            return [{k: (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(text_lines)]
-        rows = []
-        for line, text in enumerate(text_lines, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{manifest}:{line}: invalid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise DataError(f"{manifest}:{line}: expected an object with an 'lq' key")
-            rows.append({k: "" if v is None else str(v) for k, v in row.items()})
-        return rows
 
     def num_items(self) -> int:
         return len(self.rows)
@@ -515,26 +483,6 @@ class Sample(RestorationDataset):
             name=f"{self.names[photo_index]}_{task}",
             degradation=self.degradations[task_index],
         )
-
-
-def universal_folders(
-    root: str | Path, split: str = "train", degradations: Sequence[str] | None = None
-) -> list[Path]:
-    """The degradation folders of a DA-CLIP universal tree, ``<root>/<split>/<degradation>/{LQ,GT}``.
-
-    Without ``degradations`` every sub-folder holding an ``LQ`` folder is taken, sorted by name.
-    """
-    base = Path(root).expanduser() / split
-    if not base.is_dir():
-        raise DataError(
-            f"universal split folder not found: {base} (expected <root>/{split}/<degradation>/LQ,GT)"
-        )
-    if degradations is None:
-        folders = sorted(p for p in base.iterdir() if (p / "LQ").is_dir())
-        if not folders:
-            raise DataError(f"no <degradation>/LQ folders in {base}")
-        return folders
-    return [base / name for name in degradations]
 
 
 def _folder_task(name: str) -> str:

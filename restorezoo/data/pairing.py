@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from restorezoo.data.io import list_images
@@ -87,4 +87,25 @@ def require_dir(path: str | Path, what: str) -> Path:
     return path
 
 
-__all__ = ["KeyFn", "match_pairs", "pair_files", "pair_keys", "require_dir"]
+
+def universal_folders(
+    root: str | Path, split: str = "train", degradations: Sequence[str] | None = None
+) -> list[Path]:
+    """The degradation folders of a DA-CLIP universal tree, ``<root>/<split>/<degradation>/{LQ,GT}``.
+
+    Without ``degradations`` every sub-folder holding an ``LQ`` folder is taken, sorted by name.
+    """
+    base = Path(root).expanduser() / split
+    if not base.is_dir():
+        raise DataError(
+            f"universal split folder not found: {base} (expected <root>/{split}/<degradation>/LQ,GT)"
+        )
+    if degradations is None:
+        folders = sorted(p for p in base.iterdir() if (p / "LQ").is_dir())
+        if not folders:
+            raise DataError(f"no <degradation>/LQ folders in {base}")
+        return folders
+    return [base / name for name in degradations]
+
+
+__all__ = ["KeyFn", "match_pairs", "pair_files", "pair_keys", "require_dir", "universal_folders"]

@@ -7,16 +7,18 @@ below mixes the two, with varied casing and punctuation. ``instructions()`` adds
 generated set (``restorezoo.data.instructions``) and holds sentences out by template and vocabulary
 (the ``"test"`` split), to measure how well a model copes with wording it never saw.
 
-Only torch is imported, so datasets and the CLI can use this module without heavy dependencies.
+Nothing heavy is imported (torch only inside ``sample_instruction``), so ``restorezoo list`` and
+``restorezoo data check`` read the vocabularies without paying for torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "INSTRUCTIR_TASKS",
@@ -448,6 +450,8 @@ def hand_written(task: str) -> tuple[str, ...]:
 def sample_instruction(task: str, generator: torch.Generator | None = None, split: str = "train") -> str:
     """Draw one instruction uniformly, reproducibly when a seeded CPU ``generator`` is given."""
     bank = instructions(task, split)
+    import torch
+
     device = generator.device if generator is not None else torch.device("cpu")
     return bank[int(torch.randint(len(bank), (1,), generator=generator, device=device))]
 

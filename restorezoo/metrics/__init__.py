@@ -6,33 +6,19 @@ notebook or another project) without importing Lightning.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from restorezoo.lazy import lazy_exports
 
 # Lazy (module __getattr__), like restorezoo.data: importing the package, or restorezoo.metrics.protocol for
 # the benchmark presets, does not import torch; each name imports its module on first use.
-_EXPORTS = {
-    "psnr": "restorezoo.metrics.functional",
-    "psnr_ssim": "restorezoo.metrics.functional",
-    "rgb_to_y": "restorezoo.metrics.functional",
-    "ssim": "restorezoo.metrics.functional",
-    "FID_MODES": "restorezoo.metrics.inception",
-    "InceptionFeatures": "restorezoo.metrics.inception",
-    "fid": "restorezoo.metrics.inception",
-    "frechet_distance": "restorezoo.metrics.inception",
-    "KNOWN_LEARNED": "restorezoo.metrics.learned",
-    "LearnedMetric": "restorezoo.metrics.learned",
-    "build_learned_metrics": "restorezoo.metrics.learned",
-    "RGB": "restorezoo.metrics.protocol",
-    "MetricProtocol": "restorezoo.metrics.protocol",
-    "NA_WEIGHTS": "restorezoo.metrics.tables",
-    "print_table": "restorezoo.metrics.tables",
-    "rows_from_state": "restorezoo.metrics.tables",
-    "to_markdown": "restorezoo.metrics.tables",
-    "write_csv": "restorezoo.metrics.tables",
-    "write_markdown": "restorezoo.metrics.tables",
-    "RestorationMetrics": "restorezoo.metrics.callback",
+_MODULES = {
+    "restorezoo.metrics.functional": ("psnr", "psnr_ssim", "rgb_to_y", "ssim"),
+    "restorezoo.metrics.inception": ("FID_MODES", "InceptionFeatures", "fid", "frechet_distance"),
+    "restorezoo.metrics.learned": ("KNOWN_LEARNED", "LearnedMetric", "build_learned_metrics"),
+    "restorezoo.metrics.protocol": ("RGB", "MetricProtocol"),
+    "restorezoo.metrics.tables": ("NA_WEIGHTS", "print_table", "rows_from_state", "to_markdown", "write_csv", "write_markdown"),
+    "restorezoo.metrics.callback": ("RestorationMetrics",),
 }
+_EXPORTS, __getattr__ = lazy_exports(__name__, _MODULES)
 
 __all__ = [
     "FID_MODES",
@@ -57,11 +43,6 @@ __all__ = [
     "write_markdown",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -378,16 +378,7 @@ class RestorationMetrics(L.Callback):
     ) -> None:
         self._update(trainer, pl_module, outputs, batch, dataloader_idx)
 
-    def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._update(trainer, pl_module, outputs, batch, dataloader_idx)
+    on_test_batch_end = on_validation_batch_end
 
     # ------------------------------------------------------------------ images
 

@@ -11,18 +11,19 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-_EXPORTS = {
-    "RestorationModule": "restorezoo.models.base",
-    "DACLIP": "restorezoo.models.daclip",
-    "build_daclip": "restorezoo.models.daclip",
-    "DiffRestorer": "restorezoo.models.diffrestorer",
-    "DiffRestorerDecoder": "restorezoo.models.diffrestorer_decoder",
-    "InstructIR": "restorezoo.models.instructir",
-    "InstructIRNet": "restorezoo.models.instructir",
-    "IRSDE": "restorezoo.models.irsde",
-    "NAFNetDACLIP": "restorezoo.models.nafnet_daclip",
-    "SPIRE": "restorezoo.models.spire",
+from restorezoo.lazy import lazy_exports
+
+_MODULES = {
+    "restorezoo.models.base": ("RestorationModule",),
+    "restorezoo.models.daclip": ("DACLIP", "build_daclip"),
+    "restorezoo.models.diffrestorer": ("DiffRestorer",),
+    "restorezoo.models.diffrestorer_decoder": ("DiffRestorerDecoder",),
+    "restorezoo.models.instructir": ("InstructIR", "InstructIRNet"),
+    "restorezoo.models.irsde": ("IRSDE",),
+    "restorezoo.models.nafnet_daclip": ("NAFNetDACLIP",),
+    "restorezoo.models.spire": ("SPIRE",),
 }
+_EXPORTS, __getattr__ = lazy_exports(__name__, _MODULES)
 
 MODEL_CLASSES: dict[str, str] = {
     "instructir": "InstructIR",
@@ -71,11 +72,6 @@ MODELS: Mapping[str, Any] = _Registry()
 
 __all__ = sorted([*_EXPORTS, "MODELS", "MODEL_CLASSES", "import_all", "model_class"])
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -1,9 +1,10 @@
-"""``RestorationModule``: the Lightning steps every restorer of the zoo shares.
+"""``ZooModule`` and ``RestorationModule``: what every LightningModule of the zoo shares.
 
-A model implements two things, ``training_loss(batch)`` and ``restore(batch, **sampling)``; the base
-owns the steps, the optimiser/schedule, NaN guarding and the plain-tensor ``forward`` so any model
-drops into another Lightning project (torchgeo's ``BaseTask`` shape). Models know nothing about
-metrics: validation/test steps return ``{"pred": ...}`` for the ``RestorationMetrics`` callback.
+A restorer implements two things, ``training_loss(batch)`` and ``restore(batch, **sampling)``; the
+base owns the steps, the optimiser/schedule, NaN guarding, frozen parts and the plain-tensor
+``forward`` so any model drops into another Lightning project (torchgeo's ``BaseTask`` shape). Models
+know nothing about metrics: validation/test steps return ``{"pred": ...}`` for ``RestorationMetrics``.
+DA-CLIP, a conditioner, is a ``ZooModule`` (optimiser, callbacks, loading) without ``restore``.
 """
 
 from __future__ import annotations
@@ -91,8 +92,17 @@ def per_sample_randint(
     return torch.cat([torch.randint(low, high, (1,), generator=g, device=device) for g in generators])
 
 
-class RestorationModule(L.LightningModule):
-    """Base LightningModule of all restorers.
+class ZooModule(L.LightningModule):
+    """What every LightningModule of the zoo shares, restorer or conditioner (DA-CLIP).
+
+    - the optimiser: AdamW over ``parameter_groups()``, linear warm-up then cosine decay to ``min_lr``
+      per step (``lr_factor``);
+    - the training step: ``training_loss(batch)`` → logged ``train/loss`` (and its epoch mean over ranks);
+    - the reliability callbacks the trainer lacks (NaN guard, per-step seeding, vocabularies in checkpoints);
+    - held parts (``hold``): frozen modules a model uses but does not own (Stable Diffusion, CLIP,
+      DA-CLIP, a stage-1 model). They never enter the state dict — checkpoints hold what was trained
+      and reload strictly — yet follow every device/dtype move (``.to``, Lightning's placement);
+    - ``from_checkpoint``: safe loading of a ``restorezoo fit`` checkpoint or ``restorezoo export`` file.
 
     Args:
         lr: peak AdamW learning rate.
@@ -100,19 +110,9 @@ class RestorationModule(L.LightningModule):
         betas: AdamW betas.
         min_lr: learning rate at the end of the cosine decay.
         warmup_steps: linear warm-up steps before the cosine decay.
-
-    Class attributes read by the fast path (``restorezoo.inference``): ``channels_last``
-    (convolutional models run faster in channels_last, on CPU as on CUDA), ``compile_targets``
-    (attribute paths of the hot modules or methods ``compile_model`` compiles), and the tiling
-    defaults (``max_pixels`` above which ``restore_tensor`` tiles, ``default_tile``,
-    ``default_tile_overlap``).
     """
 
-    channels_last: bool = False
-    compile_targets: tuple[str, ...] = ()
-    max_pixels: int = 2048 * 2048
-    default_tile: int = 1024
-    default_tile_overlap: int = 64
+    adam_eps: float = 1e-8
 
     def __init__(
         self,
@@ -128,12 +128,143 @@ class RestorationModule(L.LightningModule):
         self.betas = tuple(betas)
         self.min_lr = min_lr
         self.warmup_steps = warmup_steps
+        self._held: dict[str, Any] = {}
 
-    # ----------------------------------------------------------------- what a model implements
+    # ----------------------------------------------------------------- held (frozen) parts
+    def hold(self, name: str, module: Any, freeze: bool = True) -> None:
+        """Use ``module`` without owning it: out of the state dict, moved with the model, frozen and in
+        eval mode unless ``freeze=False`` (a module another model trains, e.g. stage 2's decoder)."""
+        if freeze and isinstance(module, torch.nn.Module):
+            module.requires_grad_(False).eval()
+        self._held[name] = module
+
+    def held(self, name: str) -> Any:
+        """A part given to ``hold`` (None when none was)."""
+        return self._held.get(name)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ZooModule:
+        super()._apply(fn, recurse)
+        for module in self.__dict__.get("_held", {}).values():
+            if isinstance(module, torch.nn.Module):
+                module._apply(fn, recurse)
+        return self
+
+    # ----------------------------------------------------------------- training
     def training_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Return the scalar loss and a dict of extra values to log (without the ``train/`` prefix)."""
         raise NotImplementedError
 
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """The loss, logged; a non-finite one is handled by ``NonFiniteGuard`` (skipped, not fatal)."""
+        loss, logs = self.training_loss(batch)
+        batch_size = batch["lq"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        # the epoch mean over every rank: accumulated on the device, reduced once at the epoch's end
+        self.log("train/loss_epoch", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)
+        for name, value in logs.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return loss
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The reliability callbacks (NaN guard, per-step seeding, vocabularies in checkpoints) the trainer lacks."""
+        return default_callbacks(self._trainer)
+
+    # ----------------------------------------------------------------- evaluation
+    def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """What one validation/test batch gives the callbacks (a restorer: ``{"pred": ...}``)."""
+        raise NotImplementedError
+
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        return self._eval_step(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return self._eval_step(batch)
+
+    # ----------------------------------------------------------------- optimisation
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW's parameter groups: every trainable parameter, with ``weight_decay``."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def lr_factor(self, step: int, warmup: int, total: int) -> float:
+        """The learning-rate multiplier at ``step``: linear warm-up to 1, then cosine to ``min_lr / lr``."""
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        floor = self.min_lr / self.lr if self.lr > 0 else 0.0
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over ``parameter_groups()`` with ``lr_factor`` applied per step."""
+        optimizer = torch.optim.AdamW(
+            self.parameter_groups(), lr=self.lr, betas=self.betas, eps=self.adam_eps, weight_decay=self.weight_decay
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
+        scheduler = LambdaLR(optimizer, lambda step: self.lr_factor(step, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def checkpoint_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """The init arguments that rebuild the model of a checkpoint (a model whose checkpoint holds its
+        pretrained weights too, as DA-CLIP's, skips loading them here)."""
+        return hparams
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+        """Rebuild a model from a ``restorezoo fit`` checkpoint or a ``restorezoo export`` file, loading it safely.
+
+        The class comes from the checkpoint's ``_class_path`` (LightningCLI records it) when called on
+        a base class; weights load with ``weights_only=True`` (or from safetensors, with the YAML
+        beside it) and must match the model exactly, else one line says what differs.
+        """
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            from restorezoo.export import read_export
+
+            hparams, state_dict = read_export(path)
+        else:
+            checkpoint = load_checkpoint(path)
+            if "state_dict" not in checkpoint:
+                raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()")
+            hparams, state_dict = dict(checkpoint.get("hyper_parameters", {})), checkpoint["state_dict"]
+        class_path = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        model_cls: type[ZooModule] = cls
+        if class_path is not None:
+            found = model_class(str(class_path), path)
+            if not issubclass(found, cls):
+                raise CheckpointError(f"{path} holds a {class_path}, not a {cls.__name__}")
+            model_cls = found
+        elif cls in (ZooModule, RestorationModule):
+            raise CheckpointError(f"{path} does not record its model class; load it with the model class itself")
+        try:
+            model = model_cls(**model_cls.checkpoint_hparams(hparams))
+        except TypeError as error:
+            raise CheckpointError(f"{path}: its hyper-parameters do not fit {model_cls.__name__} ({error})") from error
+        load_matching(model, state_dict, path)
+        return model.to(map_location).eval()
+
+
+class RestorationModule(ZooModule):
+    """Base LightningModule of all restorers: ``restore(batch)`` and the evaluation steps around it.
+
+    Class attributes read by the fast path (``restorezoo.inference``): ``channels_last``
+    (convolutional models run faster in channels_last, on CPU as on CUDA), ``compile_targets``
+    (attribute paths of the hot modules or methods ``compile_model`` compiles), and the tiling
+    defaults (``max_pixels`` above which ``restore_tensor`` tiles, ``default_tile``,
+    ``default_tile_overlap``).
+    """
+
+    channels_last: bool = False
+    compile_targets: tuple[str, ...] = ()
+    max_pixels: int = 2048 * 2048
+    default_tile: int = 1024
+    default_tile_overlap: int = 64
+
+    # ----------------------------------------------------------------- what a model implements
     def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
         """Restore ``batch["lq"]``; returns B×3×H×W in [0, 1]."""
         raise NotImplementedError
@@ -151,90 +282,13 @@ class RestorationModule(L.LightningModule):
         return self.restore(batch_from_images(lq, prompt, caption), **sampling)
 
     # ----------------------------------------------------------------- Lightning steps
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """The loss, logged; a non-finite one is handled by ``NonFiniteGuard`` (skipped, not fatal)."""
-        loss, logs = self.training_loss(batch)
-        batch_size = batch["lq"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
-        # the epoch mean over every rank: accumulated on the device, reduced once at the epoch's end
-        self.log("train/loss_epoch", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)
-        for name, value in logs.items():
-            self.log(f"train/{name}", value, batch_size=batch_size)
-        return loss
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        """The reliability callbacks (NaN guard, per-step seeding, vocabularies in checkpoints) the trainer lacks."""
-        return default_callbacks(self._trainer)
-
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {"pred": self.restore(batch).clamp(0, 1)}
-
-    def validation_step(
-        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
-    ) -> dict[str, Tensor]:
-        return self._eval_step(batch)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        return self._eval_step(batch)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         output: dict[str, Any] = self._eval_step(batch)
         output.update(name=batch.get("name"), benchmark=batch.get("benchmark"), prompt=batch.get("prompt"))
         return output
-
-    # ----------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over the trainable parameters, linear warm-up then cosine decay to ``min_lr`` per step."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
-        floor = self.min_lr / self.lr if self.lr > 0 else 0.0
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    # ----------------------------------------------------------------- loading
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> RestorationModule:
-        """Rebuild a model from a ``restorezoo fit`` checkpoint or a ``restorezoo export`` file, loading it safely.
-
-        The class comes from the checkpoint's ``_class_path`` (LightningCLI records it) when called on
-        the base class; weights load with ``weights_only=True`` (or from safetensors, with the YAML
-        beside it) and must match the model exactly, else one line says what differs.
-        """
-        path = Path(path)
-        if path.suffix == ".safetensors":
-            from restorezoo.export import read_export
-
-            hparams, state_dict = read_export(path)
-        else:
-            checkpoint = load_checkpoint(path)
-            if "state_dict" not in checkpoint:
-                raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()")
-            hparams, state_dict = dict(checkpoint.get("hyper_parameters", {})), checkpoint["state_dict"]
-        class_path = hparams.pop("_class_path", None)
-        hparams.pop("_instantiator", None)
-        model_cls: type[RestorationModule] = cls
-        if class_path is not None:
-            found = model_class(str(class_path), path)
-            if not issubclass(found, cls):
-                raise CheckpointError(f"{path} holds a {class_path}, not a {cls.__name__}")
-            model_cls = found
-        elif cls is RestorationModule:
-            raise CheckpointError(f"{path} does not record its model class; load it with the model class itself")
-        try:
-            model = model_cls(**hparams)
-        except TypeError as error:
-            raise CheckpointError(f"{path}: its hyper-parameters do not fit {model_cls.__name__} ({error})") from error
-        load_matching(model, state_dict, path)
-        return model.to(map_location).eval()
 
 
 def _moved_class(module_name: str, class_name: str) -> Any:

@@ -22,18 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import open_clip
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from restorezoo.data.prompts import DACLIP_DEGRADATIONS, to_daclip_word
 from restorezoo.encoders.clip import CLIP_MEAN, CLIP_STD, clip_pixels, load_clip, tiny_clip
-from restorezoo.errors import RestoreZooError
-from restorezoo.training import default_callbacks
-from restorezoo.weights import load_checkpoint, load_matching, load_state_dict, resolve_weights
+from restorezoo.models.base import ZooModule
+from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
 NEUTRAL_CAPTION = "a photo"
 """Content text for samples without a caption. Not the degradation word: that would teach the
@@ -149,7 +146,7 @@ TEXT_CACHE_SIZE = 4096
 """Text embeddings DA-CLIP keeps (degradation words and recent captions)."""
 
 
-class DACLIP(L.LightningModule):
+class DACLIP(ZooModule):
     """DA-CLIP as a Lightning module: frozen CLIP + trainable controller, joint contrastive training.
 
     Args:
@@ -180,7 +177,7 @@ class DACLIP(L.LightningModule):
         preprocess: str = "tensor",
         gather: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(lr=lr, weight_decay=weight_decay, betas=betas, min_lr=0.0, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         if preprocess not in PREPROCESSING:
             raise ValueError(f"unknown preprocess '{preprocess}' (one of {', '.join(PREPROCESSING)})")
@@ -196,10 +193,7 @@ class DACLIP(L.LightningModule):
         self.visual_control = build_controller(clip.visual)
         self.logit_scale = nn.Parameter(clip.logit_scale.detach().clone())
         self.tokenizer = tokenizer
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup_steps = warmup_steps
-        self.betas, self.adam_eps = tuple(betas), adam_eps
+        self.adam_eps = adam_eps
         self.preprocessing, self.gather = preprocess, gather
         self.degradation_words = [str(w).strip().lower() for w in degradation_words]
         self.embed_dim = int(clip.text_projection.shape[-1])
@@ -392,18 +386,10 @@ class DACLIP(L.LightningModule):
         return loss, {"loss_content": loss_content.detach(), "loss_degradation": loss_degradation.detach()}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """The joint loss, logged; a non-finite one is skipped by ``NonFiniteGuard`` (``configure_callbacks``)."""
-        loss, logs = self.training_loss(batch)
-        size = batch["lq"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        self.log("train/loss_epoch", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
-        for name, value in logs.items():
-            self.log(f"train/{name}", value, batch_size=size)
-        self.log("train/logit_scale", self.logit_scale.detach().exp(), batch_size=size)
+        """``ZooModule``'s logged step, plus the learnt temperature."""
+        loss = super().training_step(batch, batch_idx)
+        self.log("train/logit_scale", self.logit_scale.detach().exp(), batch_size=batch["lq"].shape[0])
         return loss
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        return default_callbacks(self._trainer)
 
     # ------------------------------------------------------------------ evaluation: zero-shot classification
     def _start_eval(self) -> None:
@@ -444,14 +430,6 @@ class DACLIP(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._start_eval()
 
-    def validation_step(
-        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
-    ) -> dict[str, Tensor]:
-        return self._eval_step(batch)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        return self._eval_step(batch)
-
     def on_validation_epoch_end(self) -> None:
         self._finish_eval("val")
 
@@ -463,29 +441,19 @@ class DACLIP(L.LightningModule):
         return self.predict_degradation(batch["lq"])
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over the controller and ``logit_scale`` (no decay on gains, biases, ``logit_scale``); open_clip's
-        per-step schedule: linear warm-up ``lr·(step + 1)/warmup``, then cosine to zero."""
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The controller and ``logit_scale``; no weight decay on gains, biases and ``logit_scale`` (open_clip)."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         exempt = [p for n, p in named if p.ndim < 2 or any(part in n for part in NO_WEIGHT_DECAY)]
         decayed = [p for n, p in named if not (p.ndim < 2 or any(part in n for part in NO_WEIGHT_DECAY))]
-        optimizer = torch.optim.AdamW(
-            [{"params": exempt, "weight_decay": 0.0}, {"params": decayed, "weight_decay": self.weight_decay}],
-            lr=self.lr,
-            betas=self.betas,
-            eps=self.adam_eps,
-        )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
+        return [{"params": exempt, "weight_decay": 0.0}, {"params": decayed, "weight_decay": self.weight_decay}]
 
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def lr_factor(self, step: int, warmup: int, total: int) -> float:
+        """open_clip's per-step schedule: linear warm-up ``(step + 1)/warmup``, then cosine to zero."""
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 0.5 * (1 + math.cos(math.pi * progress))
 
     # ------------------------------------------------------------------ released weights
     @classmethod
@@ -502,20 +470,9 @@ class DACLIP(L.LightningModule):
         return model.eval()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> DACLIP:
-        """Rebuild from a ``restorezoo fit`` checkpoint (``weights_only=True``, strict)."""
-        checkpoint = load_checkpoint(path)
-        if "state_dict" not in checkpoint:
-            raise RestoreZooError(
-                f"{path} is not a Lightning checkpoint (no 'state_dict'); try from_official()"
-            )
-        hparams = dict(checkpoint.get("hyper_parameters", {}))
-        hparams.pop("_class_path", None)
-        hparams.pop("_instantiator", None)
-        hparams["pretrained"] = None  # the checkpoint holds the CLIP weights too
-        model = cls(**hparams)
-        load_matching(model, checkpoint["state_dict"], path)
-        return model.eval()
+    def checkpoint_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint holds the CLIP weights too: build it without loading its pretrained ones."""
+        return {**hparams, "pretrained": None}
 
 
 def centre_square(images: Tensor) -> Tensor:
@@ -566,29 +523,23 @@ def build_daclip(spec: str | Path | None, **kwargs: Any) -> DACLIP | None:
 class DACLIPConditioned:
     """Mixin for restorers steered by a frozen DA-CLIP (IR-SDE, NAFNet + DA-CLIP).
 
-    The conditioner is frozen and kept out of the restorer's state dict (held in a list, so
-    ``nn.Module`` does not register it): checkpoints stay small and record only its spec, which
-    ``build_daclip`` turns back into the same network.
+    The conditioner is frozen and held out of the restorer's state dict (``ZooModule.hold``):
+    checkpoints stay small and record only its spec, which ``build_daclip`` turns back into the same
+    network.
     """
-
-    _daclip: list[Any]
 
     def init_daclip(self, spec: str | Path | None) -> None:
         """Build the conditioner from a spec (see ``build_daclip``); None leaves the model unconditioned."""
-        self._daclip = [None]
-        if spec is not None:
-            self.set_daclip(build_daclip(spec))
+        self.set_daclip(build_daclip(spec) if spec is not None else None)
 
     @property
     def daclip(self) -> Any:
         """The frozen DA-CLIP (``encode_image(images, control=True) → (content, degradation)``), or None."""
-        return self._daclip[0]
+        return self.held("daclip")  # type: ignore[attr-defined]
 
     def set_daclip(self, encoder: Any) -> None:
         """Attach a frozen DA-CLIP (anything with ``encode_image``) without registering it as a submodule."""
-        if isinstance(encoder, nn.Module):
-            encoder.eval().requires_grad_(False)
-        self._daclip[0] = encoder
+        self.hold("daclip", encoder)  # type: ignore[attr-defined]
 
     def conditioning(self, lq: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """(degradation, content) DA-CLIP embeddings of the LQ images, or (None, None) without DA-CLIP."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -439,7 +439,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             raise RestoreZooError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
         self.degradation_classes = [canonical_task(str(c)) for c in degradation_classes]
         self.clip_model, self.degradation_dim = clip_model, degradation_dim
-        self._clip = [build_clip_image_encoder(clip_model, clip_pretrained)]
+        self.hold("clip", build_clip_image_encoder(clip_model, clip_pretrained))
         clip_dim = int(self.clip.output_dim)
         self.control = DiffRestorerControl(
             self.sd.unet,
@@ -459,7 +459,6 @@ class DiffRestorer(LatentDiffusionRestorer):
         self.deg_weight, self.rec_weight = deg_weight, rec_weight
         self.decoder = decoder
         self.plain_decoder_sets = set(plain_decoder_sets)
-        self._decoder: list[DegradationAwareDecoder | None] = [None]
         if decoder_ckpt is not None:
             self.set_refinement_decoder(load_refinement_decoder(decoder_ckpt, self.sd.vae, degradation_dim))
         # datamodule task index → degradation class (-1 unknown), from the task names in setup()
@@ -470,23 +469,16 @@ class DiffRestorer(LatentDiffusionRestorer):
     @property
     def clip(self) -> nn.Module:
         """The frozen CLIP image tower (never in the state dict)."""
-        return self._clip[0]
+        return self.held("clip")
 
     @property
     def refinement_decoder(self) -> DegradationAwareDecoder | None:
         """The stage-2 decoder loaded from ``decoder_ckpt`` (frozen here), or None."""
-        return self._decoder[0]
+        return self.held("refinement_decoder")
 
     def set_refinement_decoder(self, decoder: DegradationAwareDecoder | None) -> None:
         """Decode with this stage-2 decoder (used under no_grad; kept out of the state dict)."""
-        self._decoder[0] = decoder
-
-    def _apply(self, fn: Callable, recurse: bool = True) -> DiffRestorer:
-        super()._apply(fn, recurse)
-        self.clip._apply(fn, recurse)
-        if self.refinement_decoder is not None:
-            self.refinement_decoder._apply(fn, recurse)
-        return self
+        self.hold("refinement_decoder", decoder, freeze=False)  # stage 2 trains the one it passes here
 
     # ------------------------------------------------------------------ prompts
     @torch.no_grad()

@@ -7,7 +7,6 @@ two optimisers (decoder, discriminator), validation through stage 1 with the new
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +79,8 @@ class DiffRestorerDecoder(RestorationModule):
         if isinstance(stage1, str) and Path(stage1).is_file():
             self.hparams["stage1"] = str(Path(stage1).resolve())  # reloads from any working directory
         self.automatic_optimization = False
-        self._frozen = [build_stage1(stage1), PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None]
+        self.hold("stage1", build_stage1(stage1))
+        self.hold("perceptual", PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None)
         stage = self.stage1
         self.decoder = DegradationAwareDecoder(stage.sd.vae, stage.degradation_dim, train_decoder, drb=drb)
         self.discriminator = PatchDiscriminator(disc_channels, disc_layers) if adversarial_weight > 0 else None
@@ -90,18 +90,11 @@ class DiffRestorerDecoder(RestorationModule):
     @property
     def stage1(self) -> DiffRestorer:
         """The frozen stage-1 model (not registered: never in this checkpoint; rebuilt from ``stage1``)."""
-        return self._frozen[0]
+        return self.held("stage1")
 
     @property
     def perceptual(self) -> PerceptualLoss | None:
-        return self._frozen[1]
-
-    def _apply(self, fn: Callable, recurse: bool = True) -> DiffRestorerDecoder:
-        super()._apply(fn, recurse)
-        for module in self._frozen:
-            if module is not None:
-                module._apply(fn, recurse)
-        return self
+        return self.held("perceptual")
 
     def reconstruct(self, batch: dict[str, Any]) -> Tensor:
         """The decoder's image of E(HQ) given the LQ image (training view), in [0, 1] (not clamped)."""

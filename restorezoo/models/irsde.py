@@ -16,6 +16,7 @@ tests/specs/irsde_official_unet_keys.json), so the release loads with ``strict=T
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -816,20 +817,6 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         logs["noise_mse"] = noise_mse.detach()
         return l1 + self.noise_loss_weight * noise_mse, logs
 
-    def restore(
-        self,
-        batch: dict[str, Any],
-        steps: int | None = None,
-        sampler: str | None = None,
-        seed: int | None = None,
-        progress: bool | None = None,
-        fewer_steps: str | None = None,
-        clip_x0: bool | None = None,
-        **sampling: Any,
-    ) -> Tensor:
-        """Sample x_0 from ``noise_state(lq)`` with the EMA U-Net; returns B×3×H×W in [0, 1]."""
-        return self.sample_chain(batch, steps, sampler, seed, progress, fewer_steps, clip_x0, **sampling).clamp(0, 1)
-
     def sample_chain(
         self,
         batch: dict[str, Any],
@@ -871,6 +858,13 @@ class IRSDE(DACLIPConditioned, RestorationModule):
             parameterization=self.parameterization,
         )
         return out
+
+    def restore(self, batch: dict[str, Any], **sampling: Any) -> Tensor:
+        """Sample x_0 from ``noise_state(lq)`` with the EMA U-Net; returns B×3×H×W in [0, 1] (the clamped
+        ``sample_chain``; it takes the same options)."""
+        return self.sample_chain(batch, **sampling).clamp(0, 1)
+
+    restore.__signature__ = inspect.signature(sample_chain)  # type: ignore[attr-defined]  # what the CLI reads
 
     # ------------------------------------------------------------------ released weights
     @classmethod

@@ -11,7 +11,6 @@ hyper-parameters.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -100,7 +99,7 @@ class LatentDiffusionRestorer(RestorationModule):
             raise RestoreZooError(f"unknown scheduler '{scheduler}' (one of {', '.join(SCHEDULERS)})")
         from diffusers import DDPMScheduler
 
-        self._sd = [FrozenStableDiffusion.build(pretrained)]
+        self.hold("sd", FrozenStableDiffusion.build(pretrained))
         self.sd.enable_gradient_checkpointing(gradient_checkpointing)
         self.gradient_checkpointing = gradient_checkpointing
         self.prediction_type = prediction_type
@@ -116,12 +115,7 @@ class LatentDiffusionRestorer(RestorationModule):
     @property
     def sd(self) -> FrozenStableDiffusion:
         """The frozen Stable Diffusion (not a registered submodule: never in the state dict)."""
-        return self._sd[0]
-
-    def _apply(self, fn: Callable, recurse: bool = True) -> LatentDiffusionRestorer:
-        super()._apply(fn, recurse)
-        self.sd._apply(fn, recurse)
-        return self
+        return self.held("sd")
 
     @property
     def pixel_multiple(self) -> int:

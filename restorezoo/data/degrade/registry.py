@@ -22,6 +22,7 @@ from restorezoo.data.degrade.pipelines import (
     Rain,
     RandomChoice,
 )
+from restorezoo.data.degrade.realesrgan import RealESRGANTestSet
 from restorezoo.data.degrade.weather import Raindrop, Snow
 from restorezoo.data.prompts import TASK_ALIASES
 
@@ -38,6 +39,7 @@ DEGRADATIONS: dict[str, type[Degradation]] = {
     "snow": Snow,
     "raindrop": Raindrop,
     "parameterized": Parameterized,
+    "realesrgan": RealESRGANTestSet,
     "clean": Identity,
     "compose": Compose,
     "random_choice": RandomChoice,
