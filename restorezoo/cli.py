@@ -364,9 +364,11 @@ def _list(argv: list[str]) -> None:
         print(papers_markdown(), end="")
         return
 
+    from restorezoo.models import CONDITIONERS
+
     print("models:")
     for name in list_models():
-        print(f"  {name}")
+        print(f"  {name}{'  (conditioner: steers a restorer, restores nothing)' if name in CONDITIONERS else ''}")
     configs = sorted(Path("configs").glob("*/*.yaml")) if Path("configs").is_dir() else []
     if configs:
         print("configs:")

@@ -34,7 +34,13 @@ MODEL_CLASSES: dict[str, str] = {
     "diffrestorer_decoder": "DiffRestorerDecoder",
     "spire": "SPIRE",
 }
-"""Short name → class name, known without importing anything. All but ``daclip`` (a conditioner) are restorers."""
+"""Short name → class name of every LightningModule of the zoo, known without importing anything."""
+
+CONDITIONERS = ("daclip",)
+"""Short names of the modules that steer a restorer and restore nothing themselves (DA-CLIP)."""
+
+RESTORERS = tuple(name for name in MODEL_CLASSES if name not in CONDITIONERS)
+"""Short names of the restorers (``RestorationModule``: ``restore`` an image)."""
 
 
 def model_class(name: str) -> Any:
@@ -68,9 +74,9 @@ class _Registry(Mapping[str, Any]):
 
 
 MODELS: Mapping[str, Any] = _Registry()
-"""Short name → LightningModule class (imported on access). All but ``daclip`` (a conditioner) are restorers."""
+"""Short name → LightningModule class (imported on access): the ``RESTORERS`` and the ``CONDITIONERS``."""
 
-__all__ = sorted([*_EXPORTS, "MODELS", "MODEL_CLASSES", "import_all", "model_class"])
+__all__ = sorted([*_EXPORTS, "CONDITIONERS", "MODELS", "MODEL_CLASSES", "RESTORERS", "import_all", "model_class"])
 
 
 
