@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import IO
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask can only be read by setting it
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[IO[bytes]]:
     """A binary handle whose content replaces ``path`` only when the block ends without error.
@@ -30,6 +39,7 @@ def atomic_writer(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; an output is an ordinary file
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -89,3 +89,12 @@ def test_importing_a_package_imports_no_model_and_no_heavy_stack(entry: str):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"import {entry} pulled in {result.stdout.strip()}"
+
+
+def test_atomic_outputs_are_ordinary_files_not_owner_only(tmp_path):
+    from restorezoo import files
+
+    path = files.atomic_write_text(tmp_path / "table.md", "| a |\n")
+    assert path.read_text() == "| a |\n"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~files._UMASK)  # mkstemp alone gives 0o600
+    assert path.stat().st_mode & 0o044 or files._UMASK & 0o044  # readable by others unless the umask says no
