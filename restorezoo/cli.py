@@ -380,21 +380,26 @@ def _list(argv: list[str]) -> None:
 
 
 def _sample(argv: list[str]) -> None:
+    from restorezoo.data.sample_photos import (
+        DEFAULT_SAMPLE_TASKS,
+        copy_packaged_sample,
+        write_degraded_sample,
+    )
+
     parser = _Parser(
         prog="restorezoo sample", description="Write degraded test photos of the embedded sample to try `restore` on."
     )
     parser.add_argument("-o", "--output", default="samples", help="output folder")
-    parser.add_argument("--tasks", nargs="+", default=["noise", "blur", "lowlight"], help="degradations")
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_SAMPLE_TASKS), help="degradations")
+    parser.add_argument("--compute", action="store_true", help="degrade the photos here, not copy the packaged ones")
+    parser.add_argument("--packaged", action="store_true", help=argparse.SUPPRESS)  # the packaged layout (maintainers)
     opts = parser.parse_args(argv)
 
-    from restorezoo.data import Sample, save_image
-
-    data = Sample("test", tasks=opts.tasks).configure(training=False)
-    for index in range(len(data)):
-        sample = data[index]
-        save_image(sample["lq"], Path(opts.output) / f"{sample['name']}.png")
-        save_image(sample["hq"], Path(opts.output) / "clean" / f"{sample['name']}.png")
-    print(f"wrote {len(data)} degraded photos to {opts.output}/ (clean references in {opts.output}/clean/)")
+    if not opts.compute and tuple(opts.tasks) == DEFAULT_SAMPLE_TASKS:
+        count = copy_packaged_sample(opts.output)  # the same files, without importing torch (< 1 s)
+    else:
+        count = write_degraded_sample(opts.output, opts.tasks, packaged=opts.packaged)
+    print(f"wrote {count} degraded photos to {opts.output}/ (clean references in {opts.output}/clean/)")
 
 
 def _data(argv: list[str]) -> None:

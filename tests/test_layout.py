@@ -98,3 +98,21 @@ def test_atomic_outputs_are_ordinary_files_not_owner_only(tmp_path):
     assert path.read_text() == "| a |\n"
     assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~files._UMASK)  # mkstemp alone gives 0o600
     assert path.stat().st_mode & 0o044 or files._UMASK & 0o044  # readable by others unless the umask says no
+
+
+def test_the_packaged_sample_is_what_restorezoo_sample_computes(tmp_path):
+    """`restorezoo sample` copies pre-rendered files (no torch import); they must equal a fresh render."""
+    import numpy as np
+    from PIL import Image
+
+    from restorezoo.data.sample_photos import PACKAGED_SAMPLE, copy_packaged_sample, write_degraded_sample
+
+    computed = write_degraded_sample(tmp_path / "computed")
+    copied = copy_packaged_sample(tmp_path / "copied")
+    assert computed == copied == 9
+    names = sorted(p.relative_to(tmp_path / "computed") for p in (tmp_path / "computed").rglob("*.png"))
+    assert names == sorted(p.relative_to(tmp_path / "copied") for p in (tmp_path / "copied").rglob("*.png"))
+    for name in names:
+        fresh = np.asarray(Image.open(tmp_path / "computed" / name))
+        assert np.array_equal(fresh, np.asarray(Image.open(tmp_path / "copied" / name))), name
+    assert len(list(PACKAGED_SAMPLE.glob("clean/*.png"))) == 3

@@ -1,9 +1,25 @@
-"""The embedded sample's photos: scikit-image ships them, so the quickstarts need no download."""
+"""The embedded sample's photos: scikit-image ships them, so the quickstarts need no download.
+
+``restorezoo sample`` writes the degraded test photos to try ``restore`` on. The default set
+(``DEFAULT_SAMPLE_TASKS``) is also packaged pre-rendered under ``restorezoo/assets/sample`` so the
+command answers without importing torch; ``tests/test_layout.py`` checks the packaged files equal
+what ``write_degraded_sample`` computes, and ``restorezoo sample --compute --packaged`` rewrites them.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+DEFAULT_SAMPLE_TASKS = ("noise", "blur", "lowlight")
+"""The degradations ``restorezoo sample`` writes by default (and the packaged set holds)."""
+
+PACKAGED_SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample"
+"""``<name>_<task>.png`` degraded test photos and ``clean/<name>.png``: the default sample, pre-rendered."""
 
 SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
     "train": (
@@ -36,6 +52,7 @@ def center_crop(image: Tensor, max_side: int | None) -> Tensor:
 def sample_photo(name: str) -> Tensor:
     """One of scikit-image's bundled photos as a 3×H×W float tensor in [0, 1] (grey ones as RGB)."""
     import numpy as np
+    import torch
     from skimage import data as skdata
 
     array = np.asarray(skdata.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skdata, name)())
@@ -45,4 +62,37 @@ def sample_photo(name: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-__all__ = ["SAMPLE_PHOTOS", "center_crop", "sample_photo"]
+
+def write_degraded_sample(folder: str | Path, tasks: Sequence[str] = DEFAULT_SAMPLE_TASKS, packaged: bool = False) -> int:
+    """Degrade the test photos (``Sample("test")``, evaluation seeds) into ``folder``; returns the count.
+
+    Layout: ``<name>_<task>.png`` and ``clean/<name>_<task>.png``; with ``packaged`` the clean photos
+    are written once each, as ``clean/<name>.png`` (the packaged layout).
+    """
+    from restorezoo.data.datasets import Sample
+    from restorezoo.data.io import save_image
+
+    folder = Path(folder)
+    data = Sample("test", tasks=list(tasks)).configure(training=False)
+    for index in range(len(data)):
+        sample = data[index]
+        save_image(sample["lq"], folder / f"{sample['name']}.png")
+        clean = sample["name"].rsplit("_", 1)[0] if packaged else sample["name"]
+        save_image(sample["hq"], folder / "clean" / f"{clean}.png")
+    return len(data)
+
+
+def copy_packaged_sample(folder: str | Path) -> int:
+    """Copy the packaged default sample into ``folder`` in ``write_degraded_sample``'s layout; returns the count."""
+    from restorezoo.files import atomic_write_bytes
+
+    folder = Path(folder)
+    degraded = sorted(p for p in PACKAGED_SAMPLE.glob("*.png"))
+    for path in degraded:
+        atomic_write_bytes(folder / path.name, path.read_bytes())
+        photo = path.stem.rsplit("_", 1)[0]
+        atomic_write_bytes(folder / "clean" / path.name, (PACKAGED_SAMPLE / "clean" / f"{photo}.png").read_bytes())
+    return len(degraded)
+
+
+__all__ = ["DEFAULT_SAMPLE_TASKS", "SAMPLE_PHOTOS", "center_crop", "copy_packaged_sample", "sample_photo", "write_degraded_sample"]
