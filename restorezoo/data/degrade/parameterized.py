@@ -36,6 +36,7 @@ from torch import Tensor
 
 from restorezoo.data.degrade import ops
 from restorezoo.data.degrade.base import Degradation, as_range, draw_seeds, sampling_device, uniform
+from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
 
 __all__ = [
     "LEGACY_ORDER",
@@ -60,7 +61,7 @@ _STAGE_WORDS: dict[str, tuple[str, str, int]] = {
     "jpeg": ("Dejpeg", "quality", 0),
 }
 _VERB_TO_STAGE = {verb.lower(): stage for stage, (verb, _, _) in _STAGE_WORDS.items()}
-_BLIND = "remove all degradation"
+_BLIND = SPIRE_BLIND_PROMPT.lower()
 
 
 def _bernoulli(p: float, n: int, generator: torch.Generator | None) -> list[bool]:

@@ -41,6 +41,7 @@ from restorezoo.data.degrade.kernels import (
     sinc_kernel,
     usm_sharpen,
 )
+from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
 
 __all__ = ["RESIZE_MODES", "RealESRGAN", "RealESRGANOptions", "RealESRGANTestSet", "random_resize_step"]
 
@@ -137,7 +138,7 @@ class RealESRGAN:
     """
 
     task = "realesrgan"
-    prompt = "Remove all degradation"
+    prompt = SPIRE_BLIND_PROMPT
 
     def __init__(
         self, options: RealESRGANOptions | None = None, scale: int = 1, usm_target: bool = False
