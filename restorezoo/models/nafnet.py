@@ -63,9 +63,9 @@ class NAFBlock(nn.Module):
     def forward(self, inp: Tensor) -> Tensor:
         x = self.sg(self.conv2(self.conv1(self.norm1(inp))))
         x = self.dropout1(self.conv3(x * self.sca(x)))
-        y = inp + x * self.beta
+        y = torch.addcmul(inp, x, self.beta)  # inp + x·β in one pass
         x = self.dropout2(self.conv5(self.sg(self.conv4(self.norm2(y)))))
-        return y + x * self.gamma
+        return torch.addcmul(y, x, self.gamma)
 
 
 def nafblocks(channels: int, count: int) -> nn.Sequential:
