@@ -222,3 +222,19 @@ def test_save_image_is_atomic_and_round_trips(tmp_path):
     path = save_image(image, tmp_path / "out" / "x.png")
     assert torch.allclose(load_image(path), image, atol=0.5 / 255 + 1e-6)
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.png"], "no temporary file left behind"
+
+
+def test_paired_folder_max_pairs_keeps_a_fixed_random_subset(tmp_path):
+    """InstructIR trains on 2000 of RESIDE OTS's ~72k pairs: a seeded subset, the same every run."""
+    from restorezoo.data import PairedFolder
+
+    for i in range(12):
+        write_photo(tmp_path / "lq" / f"{i:02d}.png", seed=i, size=(8, 8))
+        write_photo(tmp_path / "hq" / f"{i:02d}.png", seed=i, size=(8, 8))
+    full = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "hq"), task="haze")
+    a = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "hq"), task="haze", max_pairs=5)
+    b = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "hq"), task="haze", max_pairs=5)
+    c = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "hq"), task="haze", max_pairs=5, subset_seed=1)
+    assert a.num_items() == 5 and a.pairs == b.pairs and set(a.pairs) < set(full.pairs)
+    assert a.pairs != c.pairs and a.pairs != full.pairs[:5]
+    assert PairedFolder(str(tmp_path / "lq"), str(tmp_path / "hq"), max_pairs=50).num_items() == 12
