@@ -105,6 +105,9 @@ class RestorationDataset(Dataset):
         caption: a fixed semantic caption for every sample.
         repeat: iterate the data this many times per epoch (small sets, many random crops).
         seed: base seed of the per-index degradations in evaluation.
+
+    Every concrete dataset takes these too: ``benchmark`` by name (its default is the dataset's own),
+    the others through ``**common`` (configs name them as usual; LightningCLI resolves them here).
     """
 
     small_images = "pad"
@@ -312,15 +315,11 @@ class PairedFolder(RestorationDataset):
         task: str | None = None,
         match: str | KeyFn = "stem",
         benchmark: str = "",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
         max_pairs: int | None = None,
         subset_seed: int = 0,
+        **common: Any,
     ) -> None:
-        super().__init__(benchmark or Path(lq_dir).parent.name, protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark or Path(lq_dir).parent.name, **common)
         lq_path = require_dir(lq_dir, "LQ")
         if hq_dir is None:
             self.pairs: list[tuple[Path, Path | None]] = [(p, None) for p in list_images(lq_path)]
@@ -352,14 +351,10 @@ class Manifest(RestorationDataset):
         path: str,
         root: str | None = None,
         benchmark: str = "",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
+        **common: Any,
     ) -> None:
         manifest = Path(path).expanduser()
-        super().__init__(benchmark or manifest.stem, protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark or manifest.stem, **common)
         if not manifest.is_file():
             raise DataError(f"manifest not found: {manifest}")
         base = Path(root).expanduser() if root else manifest.parent
@@ -407,13 +402,9 @@ class Synthetic(RestorationDataset):
         degradation: Any,
         task: str | None = None,
         benchmark: str = "",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
+        **common: Any,
     ) -> None:
-        super().__init__(benchmark or Path(hq_dir).name, protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark or Path(hq_dir).name, **common)
         self.files = list_images(require_dir(hq_dir, "HQ"))
         self.degradation = build_degradation(degradation)
         self.task = _task_name(task) if task else ""
@@ -447,13 +438,9 @@ class Sample(RestorationDataset):
         tasks: Sequence[str | dict[str, Any]] = ("noise", "blur", "lowlight"),
         max_side: int | None = 256,
         benchmark: str = "sample",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
+        **common: Any,
     ) -> None:
-        super().__init__(benchmark, protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark, **common)
         if split not in SAMPLE_PHOTOS:
             raise DataError(f"Sample split must be one of {sorted(SAMPLE_PHOTOS)}, got '{split}'")
         if not tasks:
@@ -513,13 +500,9 @@ class UniversalFolder(RestorationDataset):
         degradations: Sequence[str] | None = None,
         caption_file: str | None = None,
         benchmark: str = "",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
+        **common: Any,
     ) -> None:
-        super().__init__(benchmark or f"universal_{split}", protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark or f"universal_{split}", **common)
         self.entries: list[tuple[Path, Path, str, str]] = []
         self.folders = universal_folders(root, split, degradations)
         for folder in self.folders:
@@ -573,14 +556,10 @@ class CaptionedFolder(RestorationDataset):
         max_images: int | None = None,
         task: str | None = None,
         benchmark: str = "",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
         small_images: str = "resize",
+        **common: Any,
     ) -> None:
-        super().__init__(benchmark or Path(image_dir).name, protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark or Path(image_dir).name, **common)
         if small_images not in ("resize", "pad"):
             raise DataError(f"small_images must be 'resize' or 'pad', got {small_images!r}")
         self.small_images = small_images

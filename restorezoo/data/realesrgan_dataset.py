@@ -7,7 +7,6 @@ split), so each sample's ``lq`` is just the cropped HQ as a placeholder until th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -72,14 +71,10 @@ class RealESRGANSynthetic(RestorationDataset):
         usm_target: bool = False,
         max_side: int | None = 256,
         benchmark: str = "",
-        protocol: MetricProtocol | None = None,
-        prompt: str | None = None,
-        caption: str | None = None,
-        repeat: int = 1,
-        seed: int = 0,
+        **common: Any,
     ) -> None:
         default_name = f"realesrgan_{Path(hq_dir).name if hq_dir else split}"
-        super().__init__(benchmark or default_name, protocol, prompt, caption, repeat, seed)
+        super().__init__(benchmark or default_name, **common)
         self.gpu_pipeline = RealESRGAN(options, scale=scale, usm_target=usm_target)
         self.max_side = max_side
         if hq_dir is not None:
@@ -159,16 +154,10 @@ class SpireMix(RestorationDataset):
         self.cpu_pipeline = build_degradation(parameterized or {"name": "parameterized"})
         self.gpu_pipeline = RealESRGAN(options)
 
-    def configure(
-        self,
-        training: bool,
-        patch_size: int | None = None,
-        flip: bool = True,
-        resize: int | None = None,
-        resize_scale: Sequence[float] | None = None,
-    ) -> SpireMix:
-        self.source.configure(training, patch_size, flip, resize, resize_scale)
-        return super().configure(training, patch_size, flip, resize, resize_scale)
+    def configure(self, training: bool, *args: Any, **kwargs: Any) -> SpireMix:
+        """``RestorationDataset.configure`` for this mix and the dataset it draws its photos from."""
+        self.source.configure(training, *args, **kwargs)
+        return super().configure(training, *args, **kwargs)
 
     def num_items(self) -> int:
         return self.source.num_items()
