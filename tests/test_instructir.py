@@ -213,3 +213,23 @@ def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path: Path):
     torch.save({"hyper_parameters": {}}, tmp_path / "bad.ckpt")
     with pytest.raises(CheckpointError, match="no 'state_dict'"):
         fresh._initialise_from(str(tmp_path / "bad.ckpt"))
+
+
+def test_held_out_accuracy_is_reported_per_register_over_the_tasks_training_saw(tiny_instructir):
+    from restorezoo.data.instructions import instruction_table
+
+    model = tiny_instructir
+    model.trained_intents.zero_()
+    model.trained_intents[model.intents.index("rain")] = True  # as training_loss records it
+    pool = model._instruction_pool(("test",))
+    assert pool and {r.task for r in pool} == {"rain"} and all(r.split == "test" for r in pool)
+    rows = [r for r in instruction_table() if r.split == "test" and r.task == "rain"][:40]
+    rows += [r for r in instruction_table() if r.split == "test" and r.register == "general"][:5]
+    scores = model.held_out_intent_accuracy(rows)
+    assert set(scores) == {"all"} | {r.register for r in rows}
+    predicted = model.predict_intent([r.text for r in rows])
+    assert scores["all"] == pytest.approx(sum(p == r.task for p, r in zip(predicted, rows)) / len(rows))
+    batch = {"lq": torch.rand(2, 3, 16, 16), "hq": torch.rand(2, 3, 16, 16), "prompt": ["a", "b"],
+             "task": torch.tensor([0, -1])}
+    model.training_loss(batch)
+    assert model.trained_intents.tolist() == [True, False, True, False, False, False, False]

@@ -115,7 +115,7 @@ class InstructIRNet(nn.Module):
 
     def forward(self, x: Tensor, text_embedding: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        if x.device.type == "cpu" and not torch.is_grad_enabled():
+        if x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
             # CPU inference in channels_last: oneDNN's NHWC convolutions and LayerNorm over contiguous
             # channels, about 1.4x faster than NCHW, the same output (see benchmarks/instructir_speed.py).
             if not self._channels_last:
@@ -359,8 +359,8 @@ class InstructIR(RestorationModule):
         # Masked means instead of `if valid.any()` / boolean indexing: no host-device sync per step.
         # A batch without known tasks contributes zero cross-entropy (and logs zero accuracy).
         valid = (targets >= 0).float()
-        seen = torch.zeros_like(self.trained_intents).scatter_(0, targets.clamp(min=0), targets >= 0)
-        self.trained_intents |= seen
+        counts = torch.zeros(self.trained_intents.shape, dtype=torch.long, device=targets.device)
+        self.trained_intents |= counts.index_add_(0, targets.clamp(min=0), (targets >= 0).long()) > 0
         count = valid.sum().clamp(min=1)
         ce = (F.cross_entropy(logits, targets.clamp(min=0), reduction="none") * valid).sum() / count
         accuracy = ((logits.argmax(-1) == targets).float() * valid).sum() / count
