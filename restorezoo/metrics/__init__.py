@@ -17,10 +17,12 @@ _MODULES = {
     "restorezoo.metrics.protocol": ("RGB", "MetricProtocol"),
     "restorezoo.metrics.tables": ("NA_WEIGHTS", "print_table", "rows_from_state", "to_markdown", "write_csv", "write_markdown"),
     "restorezoo.metrics.callback": ("RestorationMetrics",),
+    "restorezoo.metrics.accuracy": ("ClassAccuracy",),
 }
 _EXPORTS, __getattr__ = lazy_exports(__name__, _MODULES)
 
 __all__ = [
+    "ClassAccuracy",
     "FID_MODES",
     "InceptionFeatures",
     "KNOWN_LEARNED",

@@ -182,6 +182,27 @@ class ZooModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return self._eval_step(batch)
 
+    # the degradation head's accuracy (``restorezoo.metrics.ClassAccuracy``), for models that have one:
+    # ``_eval_step`` updates ``self.label_accuracy``; the epoch hooks reset it and log its values
+    def _log_label_accuracy(self, stage: str) -> None:
+        metric = getattr(self, "label_accuracy", None)
+        if metric is not None and metric.update_count:
+            self.log_dict(metric.compute_named(stage), add_dataloader_idx=False)
+        if metric is not None:
+            metric.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        if getattr(self, "label_accuracy", None) is not None:
+            self.label_accuracy.reset()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_label_accuracy("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_label_accuracy("test")
+
     # ----------------------------------------------------------------- optimisation
     def parameter_groups(self) -> list[dict[str, Any]]:
         """AdamW's parameter groups: every trainable parameter, with ``weight_decay``."""

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from restorezoo.data.prompts import DACLIP_DEGRADATIONS, to_daclip_word
 from restorezoo.encoders.clip import CLIP_MEAN, CLIP_STD, clip_pixels, load_clip, tiny_clip
+from restorezoo.metrics.accuracy import ClassAccuracy
 from restorezoo.models.base import ZooModule
 from restorezoo.weights import load_matching, load_state_dict, resolve_weights
 
@@ -202,7 +203,7 @@ class DACLIP(ZooModule):
         self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         # datamodule task index → degradation class (-1 unknown); set in setup() from the task names
         self.register_buffer("task_to_class", torch.zeros(0, dtype=torch.long), persistent=False)
-        self._val_counts: Tensor | None = None
+        self.label_accuracy = ClassAccuracy(self.degradation_words)  # deg_acc, deg_acc_mean (Table 4), per word
         self._text_cache: OrderedDict[str, Tensor] = OrderedDict()
         self.register_load_state_dict_pre_hook(lambda *args, **kwargs: self._text_cache.clear())
 
@@ -392,49 +393,12 @@ class DACLIP(ZooModule):
         return loss
 
     # ------------------------------------------------------------------ evaluation: zero-shot classification
-    def _start_eval(self) -> None:
-        self._val_counts = torch.zeros(2, len(self.degradation_words), device=self.device)  # correct, seen
-
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         predicted = self.classify(batch["lq"])
         targets = self.degradation_targets(batch).to(predicted.device)
-        valid = targets >= 0
-        if self._val_counts is None:
-            self._start_eval()
-        assert self._val_counts is not None
-        hits = (predicted == targets) & valid
-        self._val_counts[0].index_add_(0, targets[valid], hits[valid].float())
-        self._val_counts[1].index_add_(0, targets[valid], torch.ones_like(targets[valid], dtype=torch.float))
+        self.label_accuracy.update(predicted, targets)  # logged per epoch by ZooModule's hooks
         # no "pred" image: RestorationMetrics skips the batch (one warning) and the table stays empty
         return {"degradation": predicted, "target": targets}
-
-    def _finish_eval(self, stage: str) -> None:
-        if self._val_counts is None:
-            return
-        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")
-        correct, seen = counts[0], counts[1]
-        if float(seen.sum()) > 0:
-            # deg_acc: over images; deg_acc_mean: the mean of the per-class accuracies (the paper's Table 4)
-            self.log(f"{stage}/deg_acc", correct.sum() / seen.sum(), add_dataloader_idx=False)
-            present = seen > 0
-            per_class = correct[present] / seen[present]
-            self.log(f"{stage}/deg_acc_mean", per_class.mean(), add_dataloader_idx=False)
-            for i, word in enumerate(self.degradation_words):
-                if float(seen[i]) > 0:
-                    self.log(f"{stage}/deg_acc/{word}", correct[i] / seen[i], add_dataloader_idx=False)
-        self._val_counts = None
-
-    def on_validation_epoch_start(self) -> None:
-        self._start_eval()
-
-    def on_test_epoch_start(self) -> None:
-        self._start_eval()
-
-    def on_validation_epoch_end(self) -> None:
-        self._finish_eval("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._finish_eval("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[str]:
         """The predicted degradation word of each image."""

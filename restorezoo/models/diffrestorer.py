@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from restorezoo.data.prompts import DIFFRESTORER_CLASSES, canonical_task
 from restorezoo.encoders.clip import clip_pixels, load_clip, tiny_clip
 from restorezoo.errors import RestoreZooError
+from restorezoo.metrics.accuracy import ClassAccuracy
 from restorezoo.models.controlnet import build_control_branch, zero_conv
 from restorezoo.models.latent_diffusion import LatentDiffusionRestorer
 from restorezoo.models.stable_diffusion import SD15
@@ -463,7 +464,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             self.set_refinement_decoder(load_refinement_decoder(decoder_ckpt, self.sd.vae, degradation_dim))
         # datamodule task index → degradation class (-1 unknown), from the task names in setup()
         self.register_buffer("task_to_class", torch.zeros(0, dtype=torch.long), persistent=False)
-        self._accuracy: Tensor | None = None
+        self.label_accuracy = ClassAccuracy(self.degradation_classes)
 
     # ------------------------------------------------------------------ frozen parts (not registered)
     @property
@@ -555,7 +556,9 @@ class DiffRestorer(LatentDiffusionRestorer):
 
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         pred = self.restore(batch).clamp(0, 1)
-        self._count_accuracy(batch)
+        targets = self.degradation_targets(batch).to(pred.device)
+        if bool((targets >= 0).any()):  # the classifier on P_D, logged per epoch by ZooModule's hooks
+            self.label_accuracy.update(self.classify(batch["lq"].float()), targets)
         return {"pred": pred}
 
     # ------------------------------------------------------------------ labels and accuracy
@@ -592,47 +595,6 @@ class DiffRestorer(LatentDiffusionRestorer):
             fallback = [self._class_of_task(str(p["task"])) if isinstance(p, dict) and p.get("task") else -1 for p in params]
             targets = torch.where(targets >= 0, targets, torch.tensor(fallback, device=targets.device))
         return targets
-
-    def _start_accuracy(self) -> None:
-        # every rank holds the counts (zeros if it saw no labelled image) so the epoch-end reduce matches
-        self._accuracy = torch.zeros(2, len(self.degradation_classes), device=self.device)  # correct, seen
-
-    def _count_accuracy(self, batch: dict[str, Any]) -> None:
-        targets = self.degradation_targets(batch).to(self.device)
-        valid = targets >= 0
-        if not bool(valid.any()):
-            return
-        if self._accuracy is None:
-            self._start_accuracy()
-        assert self._accuracy is not None
-        hits = (self.classify(batch["lq"].float()) == targets).float()
-        self._accuracy[0].index_add_(0, targets[valid], hits[valid])
-        self._accuracy[1].index_add_(0, targets[valid], torch.ones_like(hits[valid]))
-
-    def _log_accuracy(self, stage: str) -> None:
-        if self._accuracy is None:
-            return
-        counts = self.trainer.strategy.reduce(self._accuracy, reduce_op="sum")
-        self._accuracy = None
-        correct, seen = counts[0], counts[1]
-        if float(seen.sum()) == 0:
-            return
-        self.log(f"{stage}/deg_acc", correct.sum() / seen.sum().clamp(min=1), add_dataloader_idx=False)
-        for i, name in enumerate(self.degradation_classes):
-            if float(seen[i]) > 0:
-                self.log(f"{stage}/deg_acc/{name}", correct[i] / seen[i], add_dataloader_idx=False)
-
-    def on_validation_epoch_start(self) -> None:
-        self._start_accuracy()
-
-    def on_test_epoch_start(self) -> None:
-        self._start_accuracy()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_accuracy("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_accuracy("test")
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
