@@ -233,3 +233,22 @@ def test_held_out_accuracy_is_reported_per_register_over_the_tasks_training_saw(
              "task": torch.tensor([0, -1])}
     model.training_loss(batch)
     assert model.trained_intents.tolist() == [True, False, True, False, False, False, False]
+
+
+def test_cpu_inference_switches_to_channels_last_and_the_weights_still_train():
+    """Lightning validates under inference_mode in the middle of a fit: the switch must not make the
+    weights inference tensors, and the output is the NCHW one."""
+    torch.manual_seed(0)
+    net = InstructIRNet(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), text_dim=16)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x, text = torch.rand(1, 3, 19, 22), torch.randn(1, 16)
+    with torch.no_grad():
+        reference = net(x, text)
+    assert net.intro.weight.is_contiguous()
+    with torch.inference_mode():
+        fast = net(x, text)
+    assert net.intro.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.is_contiguous() and torch.allclose(fast, reference, atol=1e-6)
+    net(x, text).mean().backward()  # would raise if the weights had become inference tensors
+    assert net.intro.weight.grad is not None

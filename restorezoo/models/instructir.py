@@ -111,16 +111,17 @@ class InstructIRNet(nn.Module):
             self.decoders.append(nafblocks(channels, count))
             self.dec_cond.append(InstructionConditionBlock(channels, text_dim))
         self.pad_multiple = 2 ** len(enc_blocks)
-        self._channels_last = False  # weights switched to channels_last on the first CPU inference
 
     def forward(self, x: Tensor, text_embedding: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        if x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
-            # CPU inference in channels_last: oneDNN's NHWC convolutions and LayerNorm over contiguous
-            # channels, about 1.4x faster than NCHW, the same output (see benchmarks/instructir_speed.py).
-            if not self._channels_last:
-                self.to(memory_format=torch.channels_last)
-                self._channels_last = True
+        if x.device.type == "cpu" and torch.is_inference_mode_enabled() and not torch.compiler.is_compiling():
+            # CPU inference (inference_mode: restore, predict, Lightning's validation and test) in
+            # channels_last: oneDNN's NHWC convolutions and LayerNorm over contiguous channels, about 1.4x
+            # faster than NCHW, the same output (benchmarks/instructir_speed.py). Plain no_grad stays the
+            # NCHW eager reference (restore_tensor(fast=False)).
+            if not self.intro.weight.is_contiguous(memory_format=torch.channels_last):
+                with torch.inference_mode(False):  # normal tensors: the weights may train afterwards
+                    self.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         inp = pad_to_multiple(x, self.pad_multiple)
         feat = self.intro(inp)
