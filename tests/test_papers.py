@@ -24,7 +24,7 @@ PAPER_FILES = {
     "InstructIR": "papers/003_instructir.txt",
     "DA-CLIP": "papers/002_daclip_irsde.txt",
     "Diff-Restorer": "papers/001_diffrestorer.txt",
-    "SPIRE": "specs/PAPERS.md",  # Table 1's body is missing from the paper's text
+    "SPIRE": "papers/000_spire.txt",  # Table 1's rows (both halves, every method)
 }
 
 
@@ -55,6 +55,9 @@ def test_pinned_facts() -> None:
     assert find_result("cbsd68_sigma25", "noise", "psnr", "InstructIR").value == 31.40  # 5D row of Tab. 3
     assert find_result("cbsd68_sigma25", "noise", "psnr", "InstructIR", "InstructIR-3D").value == 31.52
     assert find_result("coco_val", "all", "clip_i", "SPIRE").value == 0.943
+    assert find_result("coco_val_realesrgan_x4", "all", "fid", "SPIRE").value == 14.42  # Tab. 1 right half
+    assert find_result("coco_val", "all", "psnr", "SPIRE", "ControlNet-SR").value == 23.75
+    assert find_result("coco_val_realesrgan_x4", "all", "clip_t", "SPIRE", "Ours w/o text").value == 0.300
     assert find_result("lol", "lowlight", "fid", "DiffRestorer").value == 40.23
     assert find_result("gopro", "blur", "psnr", "IRSDE") is None  # DA-CLIP reports averages only
 
