@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from restorezoo.data.benchmarks import PRESETS, Benchmark
 from restorezoo.data.degrade import parse_restoration_prompt
+from restorezoo.data.testsets import PRESETS, Benchmark
 from tests.conftest import write_photo
 
 NAMES = [f"{i:012d}.jpg" for i in (139, 285, 632)]
@@ -148,3 +148,38 @@ def test_without_text_conditions_on_blank_prompts_but_keeps_the_caption_for_clip
     given = model.condition(batch)
     assert torch.equal(cond["context"], blank["context"]) and torch.equal(cond["restoration"], blank["restoration"])
     assert not torch.equal(given["context"], blank["context"])
+
+
+def test_clip_t_scores_the_images_own_caption_not_a_fixed_conditioning_one(tmp_path, monkeypatch):
+    """A captioned set given a blank conditioning caption (``caption=""``, "w/o text"): CLIP-T is a number,
+    scored against each image's own caption (before: "n/a", every caption blank)."""
+    import torch.nn.functional as F
+
+    from restorezoo.data.datamodule import RestorationDataModule
+    from restorezoo.data.datasets import CaptionedFolder
+    from restorezoo.encoders.clip import clip_pixels, tiny_clip
+    from restorezoo.metrics.callback import RestorationMetrics
+    from restorezoo.metrics.learned import ClipTextSimilarity
+    from tests.test_metrics import Blend, trainer
+    from tests.test_metrics_sets import _inject
+
+    _coco(tmp_path, size=(32, 32))
+    torch.manual_seed(0)
+    clip, tokenizer = tiny_clip()
+    _inject(monkeypatch, clip_t=ClipTextSimilarity(model=clip, tokenizer=tokenizer))
+    folder = CaptionedFolder(str(tmp_path / "COCO/val2017"), str(tmp_path / "COCO/annotations/captions_val2017.json"),
+                             degradation="noise", caption="", benchmark="coco")
+    assert folder.configure(training=False)[0]["caption"] == ""
+    dm = RestorationDataModule(test=[folder], eval_batch_size=1, num_workers=0)
+    cb = RestorationMetrics(learned=["clip_t"], save_images=0)
+    trainer(tmp_path, cb).test(Blend(), datamodule=dm)
+    expected = []
+    for i in range(len(folder)):
+        sample = folder[i]
+        pred = (sample["lq"] * 0.5 + sample["hq"] * 0.5).unsqueeze(0)
+        with torch.no_grad():
+            image = clip.encode_image(clip_pixels(pred, (64, 64)))
+            text = clip.encode_text(tokenizer([f"photo number {i}"]))
+        expected.append(float(F.cosine_similarity(image, text)))
+    row = next(r for r in cb.rows if r["benchmark"] == "coco")
+    assert abs(row["clip_t"] - sum(expected) / len(expected)) < 1e-5

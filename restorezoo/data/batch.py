@@ -24,6 +24,8 @@ OPTIONAL_KEYS = {
     "gpu_degrade": "B bools: the sample's Real-ESRGAN degradation is still to be applied on the device "
     "(``RealESRGANSynthetic(gpu_degradation=True)``); the DataModule applies it and clears the flags",
     "degrade_kernels": "the drawn Real-ESRGAN kernels and their seed that ``gpu_degrade`` applies",
+    "reference_caption": "evaluation, when a dataset's fixed ``caption=`` replaces the image's own: the image's "
+    "own caption, against which CLIP-T scores (the metric never scores against a conditioning caption)",
 }
 """Keys some datasets add and one consumer reads; documented here so nothing travels undeclared."""
 

@@ -292,6 +292,8 @@ class RestorationDataset(Dataset):
         )
         if self.training:  # the model's own randomness (diffusion t and noise) for this sample: see sample_generators
             sample["seed"] = int(torch.randint(0, 2**62, (), generator=generator))
+        elif self.caption is not None and self.caption != item.caption:
+            sample["reference_caption"] = item.caption  # CLIP-T scores the image's own caption
         return sample
 
 

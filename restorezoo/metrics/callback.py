@@ -286,7 +286,11 @@ class RestorationMetrics(L.Callback):
                                 vals[rows, j] = scores[name]
                                 done[rows, j] = 1.0
         features: dict[str, Tensor] = {}
+        # CLIP-T scores the image's own caption: a dataset's fixed conditioning caption leaves it in reference_caption
         captions = [str(c) for c in (batch.get("caption") or [])]
+        for i, reference in enumerate(list(batch.get("reference_caption") or [])[: len(captions)]):
+            if reference is not None:
+                captions[i] = str(reference)
         for name, metric in self._learned.items():
             if not metric.available or f"failed:{name}" in self._warned:
                 continue
