@@ -12,7 +12,8 @@ the single-device one. Nothing on the per-batch path leaves the device (no ``.it
 
 Set-level metrics (FID) keep per-image features the same way (an N×2×D tensor of prediction and target
 features, reduced like the scores) and are computed per (benchmark, task) group from them at epoch end.
-CLIP-T reads ``batch["caption"]``; images without a caption are not scored.
+CLIP-T reads the image's own caption (``batch["reference_caption"]`` where a dataset's fixed conditioning
+caption replaced it, else ``batch["caption"]``); images without a caption are not scored.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class RestorationMetrics(L.Callback):
     Args:
         metrics: BasicSR-exact metrics to compute, among ``"psnr"`` and ``"ssim"``.
         learned: pyiqa metrics (``"lpips"``, ``"dists"``, ``"niqe"``, ``"musiq"``, ``"clipiqa"``), open_clip
-            ``"clip_i"``/``"clip_t"`` (against ``batch["caption"]``) and the set-level ``"fid"``; ones whose
+            ``"clip_i"``/``"clip_t"`` (against the image's own caption) and the set-level ``"fid"``; ones whose
             weights cannot be had show "n/a (weights unavailable)" and the run goes on.
         compare_input: also score the degraded input against the target (``psnr_lq``, ``ssim_lq``),
             so the table shows what the model gained.
