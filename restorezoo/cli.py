@@ -63,11 +63,11 @@ def _lightning_cli(args: list[str] | None) -> None:
 
     # Import every model and dataset module so configs can name classes by short name (class_path: Sample).
     restorezoo.models.import_all()
-    from restorezoo.data import RestorationDataModule, benchmarks, datasets, realesrgan_dataset  # noqa: F401
+    from restorezoo.callbacks import FastPath
+    from restorezoo.data import RestorationDataModule, datasets, realesrgan_dataset, testsets  # noqa: F401
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
     from restorezoo.models.base import ZooModule
-    from restorezoo.training import FastPath
 
     class RestorationCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
@@ -134,7 +134,7 @@ def _lightning_cli(args: list[str] | None) -> None:
 
         def before_fit(self) -> None:
             # NaN guard, per-step seeding and the run record (config + vocabularies in every checkpoint)
-            from restorezoo.training import RunRecord, default_callbacks
+            from restorezoo.callbacks import RunRecord, default_callbacks
 
             try:
                 config = self._parser(self.subcommand).dump(self.config.get(str(self.subcommand), self.config))

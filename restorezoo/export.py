@@ -42,7 +42,7 @@ def config_path(weights: str | Path) -> Path:
 
 def _export_parts(ckpt: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(weights, config) of a ``restorezoo fit`` checkpoint: the tensors and the YAML that rebuilds the model."""
-    from restorezoo.training import RECORD_KEY
+    from restorezoo.callbacks import RECORD_KEY
 
     checkpoint = load_checkpoint(ckpt)
     if "state_dict" not in checkpoint:

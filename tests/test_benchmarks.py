@@ -14,10 +14,10 @@ from PIL import Image
 
 from restorezoo.cli import main
 from restorezoo.data import Benchmark, RestorationDataModule
-from restorezoo.data.benchmarks import DACLIP_RGB, JPEG_Y, PRESETS, SR_Y
 from restorezoo.data.check import check_config
 from restorezoo.data.datasets import CaptionedFolder, Item, PairedFolder, RestorationDataset, UniversalFolder
 from restorezoo.data.pairing import match_pairs, pair_keys
+from restorezoo.data.testsets import DACLIP_RGB, JPEG_Y, PRESETS, SR_Y
 from restorezoo.errors import DataError
 from tests.conftest import write_photo
 

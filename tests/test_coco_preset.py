@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from restorezoo.data.benchmarks import PRESETS, Benchmark
 from restorezoo.data.degrade import parse_restoration_prompt, restoration_prompt
+from restorezoo.data.testsets import PRESETS, Benchmark
 from restorezoo.metrics.learned import KNOWN_LEARNED
 from tests.conftest import write_photo
 

@@ -64,13 +64,13 @@ def test_zero_initialised_injection_leaves_the_frozen_unet_prediction_unchanged(
     assert cond["context"].shape == (2, 1, model.sd.unet.config.cross_attention_dim)
     with torch.no_grad():
         frozen = model.sd.unet(z_t, t, cond["context"]).sample
-        steered = model.predict(model.control, z_t, t, cond)
+        steered = model.predict_noise(model.control, z_t, t, cond)
     torch.testing.assert_close(steered, frozen, atol=1e-5, rtol=0)
     # the zero convolutions are what keeps it so: open one and the control branch shows up
     perturbed = copy.deepcopy(model.control)
     torch.nn.init.normal_(perturbed.zero_convs[0].weight, std=0.1)
     with torch.no_grad():
-        assert not torch.allclose(model.predict(perturbed, z_t, t, cond), frozen, atol=1e-4)
+        assert not torch.allclose(model.predict_noise(perturbed, z_t, t, cond), frozen, atol=1e-4)
 
 
 def test_gradients_reach_only_the_trainable_parts(model: DiffRestorer):
@@ -198,7 +198,7 @@ def test_decoder_stage_trains_the_decoder_and_discriminator_against_a_frozen_sta
 
 
 def test_the_papers_test_sets_are_presets_and_mixtures_keep_their_task(tmp_path: Path):
-    from restorezoo.data.benchmarks import DIFFRESTORER_BENCHMARKS, PRESETS, Benchmark
+    from restorezoo.data.testsets import DIFFRESTORER_BENCHMARKS, PRESETS, Benchmark
     from tests.conftest import write_photo
 
     assert len(DIFFRESTORER_BENCHMARKS) == 12 and all(name in PRESETS for name in DIFFRESTORER_BENCHMARKS)

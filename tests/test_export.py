@@ -11,8 +11,8 @@ import torch
 import yaml
 
 import restorezoo
+from restorezoo.callbacks import RECORD_KEY
 from restorezoo.errors import WeightsNotFoundError
-from restorezoo.training import RECORD_KEY
 from tests.conftest import run_cli, write_photo, write_tiny_checkpoint
 
 TABLE = """## restorezoo benchmark (sample: RGB, crop 0, uint8)

@@ -179,7 +179,7 @@ class AdditiveControl(LatentDiffusionRestorer):
         hint = F.interpolate(batch["lq"], scale_factor=1 / self.sd.vae_scale_factor, mode="area")
         return {"context": self.sd.encode_text(batch["caption"]), "hint": hint}
 
-    def predict(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
+    def predict_noise(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
         skips, middle = control["branch"](z_t, t, cond["context"], cond["hint"])
         residuals = [zero(f) for zero, f in zip(control["zero"], [*skips, middle])]
         return self.sd.unet_forward(z_t, t, cond["context"], down_residuals=residuals[:-1], mid_residual=residuals[-1])

@@ -116,3 +116,13 @@ def test_the_packaged_sample_is_what_restorezoo_sample_computes(tmp_path):
         fresh = np.asarray(Image.open(tmp_path / "computed" / name))
         assert np.array_equal(fresh, np.asarray(Image.open(tmp_path / "copied" / name))), name
     assert len(list(PACKAGED_SAMPLE.glob("clean/*.png"))) == 3
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[: layout.index("```", layout.index("```") + 3)]
+    missing = sorted(
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" and p.name not in layout
+    )
+    assert not missing, f"README's Layout does not mention {missing}"

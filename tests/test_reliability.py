@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from restorezoo.callbacks import AtomicCheckpointIO, NonFiniteGuard
 from restorezoo.cli import main
 from restorezoo.data import Manifest, PairedFolder, Synthetic
 from restorezoo.data.batch import collate
@@ -43,7 +44,6 @@ from restorezoo.errors import (
     RestoreZooError,
 )
 from restorezoo.models.base import RestorationModule
-from restorezoo.training import AtomicCheckpointIO, NonFiniteGuard
 from tests.conftest import REPO, TINY_INSTRUCTIR, run_cli, write_photo
 
 

@@ -59,9 +59,9 @@ def test_at_init_the_fused_prediction_is_the_frozen_unets(fusion):
     batch = _batch()
     z_t, t, cond = _inputs(model, batch)
     frozen = model.sd.unet(z_t, t, cond["context"]).sample
-    assert torch.equal(model.predict(model.control, z_t, t, cond), frozen)
+    assert torch.equal(model.predict_noise(model.control, z_t, t, cond), frozen)
     _wake_up(model)
-    assert not torch.allclose(model.predict(model.control, z_t, t, cond), frozen, atol=1e-4)
+    assert not torch.allclose(model.predict_noise(model.control, z_t, t, cond), frozen, atol=1e-4)
 
 
 def test_modulation_scales_and_shifts_each_skip():
@@ -121,7 +121,7 @@ def test_guidance_scale_one_is_the_conditional_prediction(model):
     batch = _batch()
     z_t, t, cond = _inputs(model, batch)
     uncond = model.unconditional(cond)
-    conditional = model.predict(model.control, z_t, t, cond)
+    conditional = model.predict_noise(model.control, z_t, t, cond)
     assert torch.allclose(model.guided_prediction(model.control, z_t, t, cond, uncond, 1.0), conditional, atol=1e-5)
     assert not torch.allclose(model.guided_prediction(model.control, z_t, t, cond, uncond, 4.0), conditional, atol=1e-4)
 
@@ -192,8 +192,8 @@ def test_restoration_prompt_controls_a_briefly_trained_model():
     batch = {"lq": lq, "prompt": ["Deblur with sigma 3.0"], "caption": ["a photo"]}
     z_t, t, cond = torch.randn(1, 4, 8, 8), torch.tensor([500]), model.condition(batch)
     with torch.no_grad():
-        base = model.predict(model.control, z_t, t, cond)
-        nudged = model.predict(model.control, z_t, t, {**cond, "restoration": cond["restoration"] * 1.5})
+        base = model.predict_noise(model.control, z_t, t, cond)
+        nudged = model.predict_noise(model.control, z_t, t, {**cond, "restoration": cond["restoration"] * 1.5})
     assert (base - nudged).abs().mean() > 1e-6
 
 

@@ -10,7 +10,7 @@ from restorezoo.lazy import lazy_exports
 
 _MODULES = {
     "restorezoo.data.batch": ("BATCH_KEYS", "batch_from_images", "collate", "make_sample"),
-    "restorezoo.data.benchmarks": ("PRESETS", "Benchmark", "BenchmarkPreset"),
+    "restorezoo.data.testsets": ("PRESETS", "Benchmark", "BenchmarkPreset"),
     "restorezoo.data.datamodule": ("RestorationDataModule",),
     "restorezoo.data.datasets": ("CaptionedFolder", "Manifest", "PairedFolder", "RestorationDataset", "Sample", "Synthetic", "UniversalFolder"),
     "restorezoo.data.io": ("load_image", "save_image"),

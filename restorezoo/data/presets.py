@@ -1,7 +1,7 @@
 """The benchmark presets: named test sets, where each lives on disk (as distributed), its task and its protocol.
 
 Plain data without torch, so that ``restorezoo list`` and ``restorezoo data check`` answer without
-importing the model stack. ``restorezoo.data.benchmarks`` re-exports everything here and adds the
+importing the model stack. ``restorezoo.data.testsets`` re-exports everything here and adds the
 ``Benchmark`` dataset.
 """
 

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
+from restorezoo.callbacks import default_callbacks
 from restorezoo.data.batch import batch_from_images
 from restorezoo.data.io import check_image_tensor
 from restorezoo.errors import CheckpointError
-from restorezoo.training import default_callbacks
 from restorezoo.weights import load_checkpoint, load_matching
 
 

@@ -524,7 +524,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             return "plain"
         return self.decoder
 
-    def predict(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
+    def predict_noise(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
         down, middle = control.residuals(z_t, t, cond["context"], cond["hint"])
         return self.sd.unet_forward(z_t, t, cond["context"], down_residuals=down, mid_residual=middle)
 

@@ -55,7 +55,7 @@ class LatentDiffusionRestorer(RestorationModule):
 
     A subclass builds ``self.control`` (every trainable part), calls ``init_ema()``, and implements
     ``condition(batch)`` (per-batch inputs of the denoiser, including the semantic ``"context"``) and
-    ``predict(control, z_t, t, cond)``; ``unconditional(cond)`` defines the guidance branch.
+    ``predict_noise(control, z_t, t, cond)``; ``unconditional(cond)`` defines the guidance branch.
 
     Args:
         pretrained: SD backbone: a diffusers folder / hub id, or ``"tiny"`` / ``"tiny:<seed>"`` (random, tests).
@@ -124,10 +124,10 @@ class LatentDiffusionRestorer(RestorationModule):
 
     # ------------------------------------------------------------------ what a subclass implements
     def condition(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Per-batch inputs of ``predict`` (computed once per batch), with the semantic ``"context"``."""
+        """Per-batch inputs of ``predict_noise`` (computed once per batch), with the semantic ``"context"``."""
         raise NotImplementedError
 
-    def predict(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
+    def predict_noise(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
         """The noise (or v) prediction of the frozen UNet steered by ``control`` (live or EMA)."""
         raise NotImplementedError
 
@@ -179,7 +179,7 @@ class LatentDiffusionRestorer(RestorationModule):
         z_t = self.noise_scheduler.add_noise(z0, noise, t)
         target = noise if self.prediction_type == "epsilon" else self.noise_scheduler.get_velocity(z0, noise, t)
         cond = self.condition(batch)
-        prediction = self.predict(self.control, z_t, t, cond)
+        prediction = self.predict_noise(self.control, z_t, t, cond)
         diffusion = F.mse_loss(prediction.float(), target.float())
         extra = self.auxiliary_losses(batch, cond)
         loss = diffusion + sum(extra.values(), torch.zeros((), device=diffusion.device))
@@ -200,12 +200,12 @@ class LatentDiffusionRestorer(RestorationModule):
         uncond: dict[str, Any] | None = None,
         scale: float = 1.0,
     ) -> Tensor:
-        """``predict`` with classifier-free guidance on the semantic prompt (both branches in one batch)."""
+        """``predict_noise`` with classifier-free guidance on the semantic prompt (both branches in one batch)."""
         if uncond is None:
-            return self.predict(control, z_t, t, cond)
+            return self.predict_noise(control, z_t, t, cond)
         t = torch.as_tensor(t, device=z_t.device)
         t_both = torch.cat([t, t]) if t.ndim else t  # per-sample timesteps go with both halves
-        both = self.predict(control, torch.cat([z_t, z_t]), t_both, _concat_conditions(cond, uncond))
+        both = self.predict_noise(control, torch.cat([z_t, z_t]), t_both, _concat_conditions(cond, uncond))
         cond_out, uncond_out = both.chunk(2)
         return guided(cond_out, uncond_out, scale)
 
@@ -224,7 +224,7 @@ class LatentDiffusionRestorer(RestorationModule):
     ) -> Tensor:
         """Sample HQ latents conditioned on ``batch`` and decode them; B×3×H×W in [0, 1] (any size: padded).
 
-        ``condition_extra`` joins ``condition(batch)``: a subclass's per-call choices that ``predict`` or
+        ``condition_extra`` joins ``condition(batch)``: a subclass's per-call choices that ``predict_noise`` or
         ``decode`` read (Diff-Restorer's decoder), passed as arguments rather than smuggled in the batch.
         """
         if sampling:

@@ -189,7 +189,7 @@ class SPIRE(LatentDiffusionRestorer):
             "degraded": lq,
         }
 
-    def predict(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
+    def predict_noise(self, control: nn.Module, z_t: Tensor, t: Tensor, cond: dict[str, Any]) -> Tensor:
         """The frozen UNet on c_s with every skip fused with the control features of (z_t, E'(y), c_r)."""
         features = control.features(z_t, t, cond["restoration"], cond["degraded"])
 
