@@ -238,3 +238,17 @@ def test_paired_folder_max_pairs_keeps_a_fixed_random_subset(tmp_path):
     assert a.num_items() == 5 and a.pairs == b.pairs and set(a.pairs) < set(full.pairs)
     assert a.pairs != c.pairs and a.pairs != full.pairs[:5]
     assert PairedFolder(str(tmp_path / "lq"), str(tmp_path / "hq"), max_pairs=50).num_items() == 12
+
+
+def test_samples_per_epoch_sets_the_weighted_epoch_length(tmp_path):
+    """Diff-Restorer's 8 × 10 K per epoch: the weighted sampler draws ``samples_per_epoch``, not the sets' total."""
+    from restorezoo.data import RestorationDataModule, Sample
+    from restorezoo.errors import DataError
+
+    sets = [Sample("train", tasks=["noise"]), Sample("train", tasks=["blur"])]
+    data = RestorationDataModule(train=sets, train_weights=[1, 1], samples_per_epoch=50, batch_size=2)
+    sampler = data.train_sampler()
+    assert len(sampler) == 50 and len(list(sampler)) == 50
+    assert len(RestorationDataModule(train=sets, train_weights=[1, 1], batch_size=2).train_sampler()) == 20
+    with pytest.raises(DataError, match="samples_per_epoch"):
+        RestorationDataModule(train=sets, samples_per_epoch=50)

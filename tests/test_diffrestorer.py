@@ -201,7 +201,9 @@ def test_the_papers_test_sets_are_presets_and_mixtures_keep_their_task(tmp_path:
     from restorezoo.data.testsets import DIFFRESTORER_BENCHMARKS, PRESETS, Benchmark
     from tests.conftest import write_photo
 
-    assert len(DIFFRESTORER_BENCHMARKS) == 12 and all(name in PRESETS for name in DIFFRESTORER_BENCHMARKS)
+    # Table I: eight single degradations, two real-world sets (RealSnow, RTTS without ground truth), four mixtures
+    assert len(DIFFRESTORER_BENCHMARKS) == 14 and all(name in PRESETS for name in DIFFRESTORER_BENCHMARKS)
+    assert {"realsnow", "rtts"} <= set(DIFFRESTORER_BENCHMARKS)
     write_photo(tmp_path / "CBSD68/original_png/0001.png", seed=0, size=(32, 32))
     sample = Benchmark("cbsd68_jpeg_noise_blur", root=str(tmp_path)).configure(training=False)[0]
     assert sample["task"] == "jpeg+noise+blur" and sample["params"]["jpeg"]["quality"] == 10

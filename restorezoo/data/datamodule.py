@@ -59,6 +59,9 @@ class RestorationDataModule(L.LightningDataModule):
             ``w_d / sum(w)`` whatever its size (small sets are oversampled, large ones subsampled).
             None: every sample once per epoch, shuffled. Under DDP Lightning splits this sampler
             across ranks (``DistributedSamplerWrapper``).
+        samples_per_epoch: with ``train_weights``, how many samples an epoch draws (default: the training
+            sets' total). Diff-Restorer's "10 K per degradation type" over eight types is 80 000 with equal
+            weights per type.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class RestorationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         task_names: Sequence[str] = INSTRUCTIR_TASKS,
         train_weights: list[float] | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         self.train_sets = list(train or [])
@@ -100,6 +104,9 @@ class RestorationDataModule(L.LightningDataModule):
             if min(train_weights, default=0) < 0 or sum(train_weights) <= 0:
                 raise DataError(f"train_weights must be non-negative and not all zero, got {train_weights}")
         self.train_weights = None if train_weights is None else [float(w) for w in train_weights]
+        if samples_per_epoch is not None and (train_weights is None or samples_per_epoch < 1):
+            raise DataError(f"samples_per_epoch ({samples_per_epoch}) needs train_weights and must be at least 1")
+        self.samples_per_epoch = samples_per_epoch
         for stage, sets in (("val", self.val_sets), ("test", self.test_sets), ("predict", self.predict_sets)):
             names = [s.benchmark for s in sets]
             duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -160,7 +167,7 @@ class RestorationDataModule(L.LightningDataModule):
         if empty:
             raise DataError(f"training sets with a weight but no samples: {', '.join(empty)}")
         per_sample = torch.cat([torch.full((n,), w / max(n, 1), dtype=torch.double) for w, n in zip(weights, lengths)])
-        return ResumableSampler(len(per_sample), weights=per_sample, num_samples=sum(lengths))
+        return ResumableSampler(len(per_sample), weights=per_sample, num_samples=self.samples_per_epoch or sum(lengths))
 
     def _eval_loaders(self, sets: list[RestorationDataset], stage: str) -> list[DataLoader]:
         if not sets:
