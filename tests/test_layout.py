@@ -62,6 +62,14 @@ def test_there_is_no_import_cycle_between_the_package_modules():
     assert not cycles, f"import cycles: {cycles[:5]}"
 
 
+def test_every_module_imports_in_one_fresh_interpreter():
+    """Every module of the package loads (a moved name or a broken import fails here, in seconds)."""
+    code = f"import importlib\nfor name in {MODULES!r}:\n    importlib.import_module(name)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.slow  # one interpreter per module: about 5 minutes on 2 cores
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     """Each module of the package, imported first and alone, loads (no order-dependent imports)."""
     script = (
