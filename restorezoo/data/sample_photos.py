@@ -87,11 +87,11 @@ def copy_packaged_sample(folder: str | Path) -> int:
     from restorezoo.files import atomic_write_bytes
 
     folder = Path(folder)
-    degraded = sorted(p for p in PACKAGED_SAMPLE.glob("*.png"))
+    clean = {path.stem: path.read_bytes() for path in PACKAGED_SAMPLE.glob("clean/*.png")}  # read each once
+    degraded = sorted(PACKAGED_SAMPLE.glob("*.png"))
     for path in degraded:
         atomic_write_bytes(folder / path.name, path.read_bytes())
-        photo = path.stem.rsplit("_", 1)[0]
-        atomic_write_bytes(folder / "clean" / path.name, (PACKAGED_SAMPLE / "clean" / f"{photo}.png").read_bytes())
+        atomic_write_bytes(folder / "clean" / path.name, clean[path.stem.rsplit("_", 1)[0]])
     return len(degraded)
 
 
