@@ -17,7 +17,7 @@ _MODULES = {
     "restorezoo.metrics.protocol": ("RGB", "MetricProtocol"),
     "restorezoo.metrics.tables": ("NA_WEIGHTS", "print_table", "rows_from_state", "to_markdown", "write_csv", "write_markdown"),
     "restorezoo.metrics.callback": ("RestorationMetrics",),
-    "restorezoo.metrics.accuracy": ("ClassAccuracy",),
+    "restorezoo.metrics.accuracy": ("ClassAccuracy", "masked_accuracy"),
 }
 _EXPORTS, __getattr__ = lazy_exports(__name__, _MODULES)
 
@@ -34,6 +34,7 @@ __all__ = [
     "build_learned_metrics",
     "fid",
     "frechet_distance",
+    "masked_accuracy",
     "print_table",
     "psnr",
     "psnr_ssim",

@@ -182,18 +182,50 @@ class ZooModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return self._eval_step(batch)
 
-    # the degradation head's accuracy (``restorezoo.metrics.ClassAccuracy``), for models that have one:
-    # ``_eval_step`` updates ``self.label_accuracy``; the epoch hooks reset it and log its values
+    # the label head's accuracy (``restorezoo.metrics.ClassAccuracy``), for models that have one (DA-CLIP's
+    # and Diff-Restorer's degradation classes, InstructIR's intents): ``_eval_step`` updates
+    # ``self.label_accuracy`` (or calls ``update_label_accuracy``); the epoch hooks reset it and log its values
+    label_accuracy_per_benchmark: bool = False
+    """With several validation/test loaders, count and log the label accuracy per benchmark
+    (``<stage>/<benchmark>/<name>``, the benchmark of each batch's first sample) instead of over all of them."""
+
+    def update_label_accuracy(self, predicted: Tensor, target: Tensor, batch: dict[str, Any]) -> None:
+        """Count one evaluation batch in ``label_accuracy`` (or its copy for the batch's benchmark)."""
+        metric = self.label_accuracy
+        benchmark = self._benchmark_of(batch) if self.label_accuracy_per_benchmark else ""
+        if benchmark:
+            per_benchmark = self.__dict__.setdefault("_label_accuracy_by_benchmark", {})
+            if benchmark not in per_benchmark:
+                per_benchmark[benchmark] = metric.clone()
+                per_benchmark[benchmark].reset()
+            metric = per_benchmark[benchmark]
+        metric.update(predicted, target)
+
+    def _benchmark_of(self, batch: dict[str, Any]) -> str:
+        """The batch's benchmark when the running stage has several loaders (Lightning refuses one key
+        logged from two), else ''."""
+        if self._trainer is None:
+            return ""
+        validating = self.trainer.validating or self.trainer.sanity_checking
+        loaders = self.trainer.val_dataloaders if validating else self.trainer.test_dataloaders
+        several = isinstance(loaders, (list, tuple)) and len(loaders) > 1
+        return str((batch.get("benchmark") or [""])[0]) if several else ""
+
     def _log_label_accuracy(self, stage: str) -> None:
         metric = getattr(self, "label_accuracy", None)
         if metric is not None and metric.update_count:
             self.log_dict(metric.compute_named(stage), add_dataloader_idx=False)
-        if metric is not None:
-            metric.reset()
+        for benchmark, per_benchmark in self.__dict__.get("_label_accuracy_by_benchmark", {}).items():
+            self.log_dict(per_benchmark.compute_named(f"{stage}/{benchmark}"), add_dataloader_idx=False)
+        self._reset_label_accuracy()
 
-    def on_validation_epoch_start(self) -> None:
+    def _reset_label_accuracy(self) -> None:
         if getattr(self, "label_accuracy", None) is not None:
             self.label_accuracy.reset()
+        self.__dict__.pop("_label_accuracy_by_benchmark", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_label_accuracy()
 
     on_test_epoch_start = on_validation_epoch_start
 

@@ -29,6 +29,7 @@ from restorezoo.encoders.text import (
     canonical_encoder_name,
 )
 from restorezoo.errors import CheckpointError
+from restorezoo.metrics.accuracy import ClassAccuracy, masked_accuracy
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.nafnet import NAFBlock, downsample, nafblocks, upsample
 from restorezoo.tiling import pad_to_multiple
@@ -184,6 +185,7 @@ class InstructIR(RestorationModule):
 
     channels_last = True
     compile_targets = ("net",)
+    label_accuracy_per_benchmark = True  # ``val/<benchmark>/intent_acc`` when validating on several sets
 
     def __init__(
         self,
@@ -228,6 +230,8 @@ class InstructIR(RestorationModule):
         self.head = InstructionHead(self.text_encoder.dim, text_dim, len(self.intents))
         # Maps the datamodule's task indices to intent classes (-1 = unknown); identity by default.
         self.register_buffer("task_to_intent", torch.arange(len(self.intents)), persistent=False)
+        # ``val/intent_acc`` (over images), counted in ``_eval_step`` and logged per epoch by ZooModule's hooks
+        self.label_accuracy = ClassAccuracy(self.intents, name="intent_acc", per_class=False)
 
     def setup(self, stage: str) -> None:
         """Align the datamodule's task vocabulary with the intent classes by name."""
@@ -310,10 +314,12 @@ class InstructIR(RestorationModule):
             self.log(f"{stage}/psnr_task_mean", sum(means) / len(means), rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         self._log_held_out("val")
         self._log_task_mean("val")
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         self._log_held_out("test")
         self._log_task_mean("test")
 
@@ -364,7 +370,7 @@ class InstructIR(RestorationModule):
         self.trained_intents |= counts.index_add_(0, targets.clamp(min=0), (targets >= 0).long()) > 0
         count = valid.sum().clamp(min=1)
         ce = (F.cross_entropy(logits, targets.clamp(min=0), reduction="none") * valid).sum() / count
-        accuracy = ((logits.argmax(-1) == targets).float() * valid).sum() / count
+        accuracy = masked_accuracy(logits.argmax(-1), targets)
         loss = l1 + self.intent_weight * ce
         return loss, {"l1": l1.detach(), "intent_ce": ce.detach(), "intent_acc": accuracy}
 
@@ -387,22 +393,8 @@ class InstructIR(RestorationModule):
             with torch.autocast(device_type=self.device.type, enabled=False):
                 fp32 = {**batch, "lq": batch["lq"].float()}
                 pred, logits = self._restore_with_intent(fp32, clamp=predicting)
-        targets = self.intent_targets(batch["task"])
-        valid = targets >= 0
-        if self._trainer is not None and bool(valid.any()) and not self.trainer.predicting:
-            stage = "val" if self.trainer.validating or self.trainer.sanity_checking else "test"
-            accuracy = (logits.argmax(-1)[valid] == targets[valid]).float().mean()
-            loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
-            several = isinstance(loaders, (list, tuple)) and len(loaders) > 1
-            # One key per benchmark when there are several loaders (Lightning refuses one key from two).
-            bench = str((batch.get("benchmark") or [""])[0]) if several else ""
-            self.log(
-                f"{stage}/{bench}/intent_acc" if bench else f"{stage}/intent_acc",
-                accuracy,
-                batch_size=int(valid.sum()),
-                add_dataloader_idx=False,
-                sync_dist=True,
-            )
+        if self._trainer is not None and not self.trainer.predicting:
+            self.update_label_accuracy(logits.argmax(-1), self.intent_targets(batch["task"]), batch)
         return {"pred": pred}
 
     # ------------------------------------------------------------------ released weights
