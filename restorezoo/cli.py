@@ -11,7 +11,6 @@ user can fix print one line, not a traceback.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import warnings
 from collections.abc import Sequence
@@ -227,7 +226,7 @@ def _restore(argv: list[str]) -> None:
 
     model = _load_for_restore(load_model, opts)
     model = model.to(pick_device(opts.device))
-    accepted = inspect.signature(model.restore).parameters
+    accepted = getattr(model, "sampling_options", ())  # declared by each restorer (RestorationModule)
     # one --sampler flag: IR-SDE's restore names it ``sampler``, the latent-diffusion ones ``scheduler``
     sampler_kwarg = "scheduler" if "scheduler" in accepted else "sampler"
     given = {"steps": opts.steps, "seed": opts.seed, sampler_kwarg: opts.sampler}

@@ -250,6 +250,24 @@ def test_restore_refuses_sampler_options_for_a_one_pass_model(tmp_path, tiny_ckp
     assert (tmp_path / "out" / "photo_restored.png").is_file()
 
 
+def test_declared_sampling_options_are_the_keywords_each_restore_takes():
+    """``sampling_options`` (what ``restorezoo restore`` passes --steps/--seed/--sampler by) names what sampling takes."""
+    import inspect
+
+    from restorezoo.models import IRSDE, SPIRE, DiffRestorer, InstructIR, NAFNetDACLIP
+    from restorezoo.models.diffrestorer_decoder import DiffRestorerDecoder
+    from restorezoo.models.latent_diffusion import LatentDiffusionRestorer
+
+    def keywords(function: Any, *internal: str) -> set[str]:
+        return set(inspect.signature(function).parameters) - {"self", "batch", "sampling", *internal}
+
+    latent = keywords(LatentDiffusionRestorer.restore, "condition_extra")
+    assert set(IRSDE.sampling_options) == keywords(IRSDE.sample_chain)  # IR-SDE's restore clamps sample_chain
+    assert set(SPIRE.sampling_options) == set(DiffRestorerDecoder.sampling_options) == latent
+    assert set(DiffRestorer.sampling_options) == latent | keywords(DiffRestorer.restore)
+    assert InstructIR.sampling_options == NAFNetDACLIP.sampling_options == RestorationModule.sampling_options == ()
+
+
 @pytest.mark.parametrize("family", ["instructir", "irsde", "spire"])
 def test_frozen_backbones_stay_out_of_ddp_gradient_sync(family):
     """DDP all-reduces the parameters that require grad: the frozen encoders and SD must not be among them."""

@@ -308,11 +308,15 @@ class RestorationModule(ZooModule):
     (convolutional models run faster in channels_last, on CPU as on CUDA), ``compile_targets``
     (attribute paths of the hot modules or methods ``compile_model`` compiles), and the tiling
     defaults (``max_pixels`` above which ``restore_tensor`` tiles, ``default_tile``,
-    ``default_tile_overlap``).
+    ``default_tile_overlap``). ``sampling_options`` names the keyword options ``restore`` takes.
     """
 
     channels_last: bool = False
     compile_targets: tuple[str, ...] = ()
+    sampling_options: tuple[str, ...] = ()
+    """The keyword options ``restore(batch, **sampling)`` accepts (a sampler's ``steps``, ``seed``, ...);
+    none for a one-pass model. ``restorezoo restore`` passes its ``--steps``, ``--seed`` and ``--sampler``
+    only to a model that names them here (``--sampler`` as ``scheduler`` or ``sampler``, whichever it names)."""
     max_pixels: int = 2048 * 2048
     default_tile: int = 1024
     default_tile_overlap: int = 64

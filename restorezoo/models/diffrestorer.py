@@ -385,6 +385,8 @@ class DiffRestorer(LatentDiffusionRestorer):
         scheduler, steps, seed, progress, decode_tile, ...: sampler settings (paper: UniPC, 20 steps).
     """
 
+    sampling_options = (*LatentDiffusionRestorer.sampling_options, "decoder")
+
     def __init__(
         self,
         pretrained: str = SD15,

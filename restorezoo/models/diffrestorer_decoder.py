@@ -58,6 +58,7 @@ class DiffRestorerDecoder(RestorationModule):
 
     channels_last = True
     compile_targets = ("decoder",)
+    sampling_options = tuple(o for o in DiffRestorer.sampling_options if o != "decoder")  # stage 1's sampler
 
     def __init__(
         self,

@@ -16,7 +16,6 @@ tests/specs/irsde_official_unet_keys.json), so the release loads with ``strict=T
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -698,6 +697,7 @@ class IRSDE(DACLIPConditioned, RestorationModule):
 
     channels_last = True
     compile_targets = ("unet", "unet_ema")
+    sampling_options = ("steps", "sampler", "seed", "progress", "fewer_steps", "clip_x0")  # sample_chain's
     max_pixels = 1024 * 1024  # each pixel costs `steps` U-Net passes: tile earlier than one-pass models
     default_tile = 512
 
@@ -863,8 +863,6 @@ class IRSDE(DACLIPConditioned, RestorationModule):
         """Sample x_0 from ``noise_state(lq)`` with the EMA U-Net; returns B×3×H×W in [0, 1] (the clamped
         ``sample_chain``; it takes the same options)."""
         return self.sample_chain(batch, **sampling).clamp(0, 1)
-
-    restore.__signature__ = inspect.signature(sample_chain)  # type: ignore[attr-defined]  # what the CLI reads
 
     # ------------------------------------------------------------------ released weights
     @classmethod

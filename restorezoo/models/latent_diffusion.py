@@ -68,6 +68,7 @@ class LatentDiffusionRestorer(RestorationModule):
 
     channels_last = True
     compile_targets = ("sd.unet_forward",)
+    sampling_options = ("steps", "guidance_scale", "seed", "scheduler", "progress", "decode_tile")
     max_pixels = 1024 * 1024  # SD 1.5 was trained at 512²: larger images go in 512² tiles
     default_tile = 512
 
