@@ -104,6 +104,17 @@ def test_blur_lowers_high_frequencies_and_more_sigma_blurs_more(image: torch.Ten
     assert energies[0] > energies[1] > energies[2]
 
 
+def test_the_batched_isotropic_kernels_are_the_bivariate_gaussian_with_equal_sigmas() -> None:
+    """``kernels.gaussian_kernels`` (blur, USM) is ``gaussian_kernel(k, σ)`` batched, to float32 rounding."""
+    from restorezoo.data.degrade.kernels import gaussian_kernel, gaussian_kernels
+
+    sigmas = [0.0, 0.19, 0.3, 0.5, 1.0, 2.5, 8.0]
+    for size in (3, 7, 21, 51):
+        batched = gaussian_kernels(torch.tensor(sigmas), size)
+        expected = torch.stack([gaussian_kernel(size, s) for s in sigmas])
+        assert torch.allclose(batched, expected, rtol=0, atol=3e-7), size
+
+
 @pytest.mark.parametrize(("length", "angle"), [(5, 0), (9, 30), (15, 90), (21, 137.5), (1, 0)])
 def test_motion_kernel_sums_to_one(length: float, angle: float) -> None:
     k = motion_kernels(torch.tensor([float(length)]), torch.tensor([float(angle)]), 23)

@@ -12,6 +12,10 @@ turned into a weight:
 
 Coordinates: ``x`` runs along columns (to the right), ``y`` along rows (down); ``θ`` rotates the
 σx axis from ``x`` towards ``y``.
+
+This module is the one home of the blur kernels: ``gaussian_kernels`` (a batch of isotropic ones,
+what ``ops.gaussian_blur`` and USM use) is ``bivariate_kernel`` with σx = σy, θ = 0, built batched
+in float32; ``filter2d`` applies a batch of kernels, one a sample (``ops`` imports both).
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from restorezoo.data.degrade import ops
-
 __all__ = [
     "KERNEL_FAMILIES",
     "KERNEL_PROBS",
     "KERNEL_SIZE",
     "bivariate_kernel",
+    "filter2d",
     "generalized_gaussian_kernel",
     "gaussian_kernel",
+    "gaussian_kernels",
     "kernel_info_from_meta",
     "kernel_meta",
     "pad_kernel",
@@ -105,6 +109,34 @@ def bivariate_kernel(
 def gaussian_kernel(size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0) -> Tensor:
     """Gaussian kernel; isotropic when ``sigma_y`` is None."""
     return bivariate_kernel(size, sigma_x, sigma_x if sigma_y is None else sigma_y, theta, family="gaussian")
+
+
+def gaussian_kernels(sigma: Tensor, kernel_size: int) -> Tensor:
+    """Isotropic Gaussian kernels (B×k×k on ``sigma``'s device, each summing to 1), one per sigma;
+    sigma ≤ 0 gives the identity kernel.
+
+    The batched form of ``gaussian_kernel(kernel_size, sigma[i])`` (σx = σy, θ = 0), built on the
+    device as the outer product of a normalised float32 1-D Gaussian: it agrees with the float64
+    ``bivariate_kernel`` to float32 rounding (2.4e-7 at most, on the near-delta kernels of σ < 0.6),
+    and its exact numbers are what the seeded blur, USM and the packaged sample photos were made with.
+    """
+    r = torch.arange(kernel_size, dtype=torch.float32, device=sigma.device) - kernel_size // 2
+    s = sigma.float().clamp_min(1e-3).view(-1, 1)
+    g = torch.exp(-(r**2) / (2 * s**2))  # B×k
+    g = g / g.sum(dim=1, keepdim=True)
+    return g[:, :, None] * g[:, None, :]
+
+
+def filter2d(x: Tensor, kernels: Tensor) -> Tensor:
+    """Convolve each sample of a B×C×H×W batch with its own k×k kernel (B×k×k) in one grouped conv,
+    reflect padded (replicate when the image is smaller than the kernel's radius)."""
+    b, c, h, w = x.shape
+    k = kernels.shape[-1]
+    pad = k // 2
+    mode = "reflect" if pad < h and pad < w else "replicate"
+    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode=mode)
+    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C)×1×k×k
+    return F.conv2d(padded, weight, groups=b * c).reshape(b, c, h, w)
 
 
 def generalized_gaussian_kernel(
@@ -278,10 +310,10 @@ def usm_sharpen(img: Tensor, weight: float = 0.5, radius: int = 50, threshold: f
     size = radius + 1 if radius % 2 == 0 else radius
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     b = img.shape[0]
-    kernels = ops.gaussian_kernels(torch.full((b,), sigma, device=img.device), size)
+    kernels = gaussian_kernels(torch.full((b,), sigma, device=img.device), size)
     x = img.float()
-    residual = x - ops._filter2d(x, kernels)
+    residual = x - filter2d(x, kernels)
     mask = (residual.abs() * 255 > threshold).float()
-    soft = ops._filter2d(mask, kernels)
+    soft = filter2d(mask, kernels)
     sharp = (x + weight * residual).clamp(0, 1)
     return (soft * sharp + (1 - soft) * x).to(img.dtype)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from restorezoo.data.degrade.kernels import filter2d, gaussian_kernels
+
 __all__ = [
     "Generators",
     "ParamLike",
@@ -88,17 +90,6 @@ def _finish(y: Tensor, like: Tensor) -> Tensor:
     return y.clamp(0.0, 1.0).to(like.dtype)
 
 
-def _filter2d(x: Tensor, kernels: Tensor) -> Tensor:
-    """Convolve each sample with its own k×k kernel (B×k×k) in one grouped conv, reflect padded."""
-    b, c, h, w = x.shape
-    k = kernels.shape[-1]
-    pad = k // 2
-    mode = "reflect" if pad < h and pad < w else "replicate"
-    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode=mode)
-    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C)×1×k×k
-    return F.conv2d(padded, weight, groups=b * c).reshape(b, c, h, w)
-
-
 def _odd(n: float) -> int:
     n = max(int(math.ceil(n)), 1)
     return n if n % 2 == 1 else n + 1
@@ -121,17 +112,8 @@ def add_gaussian_noise(x: Tensor, sigma: ParamLike, generator: Generators = None
 # blur
 
 
-def gaussian_kernels(sigma: Tensor, kernel_size: int) -> Tensor:
-    """Isotropic Gaussian kernels (B×k×k, each summing to 1); sigma ≤ 0 gives the identity kernel."""
-    r = torch.arange(kernel_size, dtype=torch.float32, device=sigma.device) - kernel_size // 2
-    s = sigma.float().clamp_min(1e-3).view(-1, 1)
-    g = torch.exp(-(r**2) / (2 * s**2))  # B×k
-    g = g / g.sum(dim=1, keepdim=True)
-    return g[:, :, None] * g[:, None, :]
-
-
 def gaussian_blur(x: Tensor, sigma: ParamLike, kernel_size: int | None = None) -> Tensor:
-    """Isotropic Gaussian blur with a per-sample sigma (pixels).
+    """Isotropic Gaussian blur with a per-sample sigma (pixels); kernels from :func:`kernels.gaussian_kernels`.
 
     The default kernel spans ±3 sigma of the largest sigma in the batch; pass ``kernel_size`` to
     make a sample's result independent of its batch-mates.
@@ -139,7 +121,7 @@ def gaussian_blur(x: Tensor, sigma: ParamLike, kernel_size: int | None = None) -
     _check(x)
     s = _per_sample(sigma, x.shape[0], x.device, "sigma")
     k = _odd(2 * math.ceil(3 * float(s.max())) + 1) if kernel_size is None else _odd(kernel_size)
-    return _finish(_filter2d(x.float(), gaussian_kernels(s, k)), x)
+    return _finish(filter2d(x.float(), gaussian_kernels(s, k)), x)
 
 
 def motion_kernels(length: Tensor, angle: Tensor, kernel_size: int) -> Tensor:
@@ -166,7 +148,7 @@ def motion_blur(x: Tensor, length: ParamLike, angle: ParamLike, kernel_size: int
     ln = _per_sample(length, b, x.device, "length")
     an = _per_sample(angle, b, x.device, "angle")
     k = _odd(float(ln.max()) + 2) if kernel_size is None else _odd(kernel_size)
-    return _finish(_filter2d(x.float(), motion_kernels(ln, an, k)), x)
+    return _finish(filter2d(x.float(), motion_kernels(ln, an, k)), x)
 
 
 # --------------------------------------------------------------------------------------------------

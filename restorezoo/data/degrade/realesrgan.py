@@ -33,6 +33,7 @@ from restorezoo.data.degrade.base import Degradation
 from restorezoo.data.degrade.kernels import (
     KERNEL_FAMILIES,
     KERNEL_PROBS,
+    filter2d,
     kernel_info_from_meta,
     kernel_meta,
     pad_kernel,
@@ -264,7 +265,7 @@ class RealESRGAN:
         if o.degrade_usm:
             src = usm_sharpen(src)
         # ---- stage 1
-        out = ops._filter2d(src, k1)
+        out = filter2d(src, k1)
         out = self._random_resize(
             out, (h, w), o.resize_prob, o.resize_range, o.resize_modes, rng, params, "resize1",
             by_factor=o.resize1 == "scale_factor",
@@ -283,11 +284,11 @@ class RealESRGAN:
         out = self._jpeg(out, o.jpeg_range, rng, params, "jpeg1")
         # ---- stage 2 (a skipped blur is skipped, or the pulse kernel for some rows)
         if all(blur2):
-            out = ops._filter2d(out, k2)
+            out = filter2d(out, k2)
         elif any(blur2):
             pulse = pulse_kernel(k2.shape[-1]).to(dev)
             rows = torch.tensor(blur2, device=dev).view(b, 1, 1)
-            out = ops._filter2d(out, torch.where(rows, k2, pulse))
+            out = filter2d(out, torch.where(rows, k2, pulse))
         base2 = (h, w) if o.stage2_size == "hq" else (h / self.scale, w / self.scale)
         out = self._random_resize(
             out, base2, o.resize_prob2, o.resize_range2, o.resize_modes, rng, params, "resize2"
@@ -316,9 +317,9 @@ class RealESRGAN:
             idx = torch.tensor(rows, device=dev)
             q = quality[rows].to(dev, torch.float32)
             if first:  # resize + sinc, then JPEG
-                done = self._compress(ops._filter2d(_resize(out[idx], size, mode), sinc[idx]).clamp(0, 1), q)
+                done = self._compress(filter2d(_resize(out[idx], size, mode), sinc[idx]).clamp(0, 1), q)
             else:  # JPEG, then resize + sinc
-                done = ops._filter2d(_resize(self._compress(out[idx].clamp(0, 1), q), size, mode), sinc[idx])
+                done = filter2d(_resize(self._compress(out[idx].clamp(0, 1), q), size, mode), sinc[idx])
             result[idx] = done
         for i in range(b):
             params[i]["final_order"] = "resize_sinc_jpeg" if bool(sinc_first[i]) else "jpeg_resize_sinc"
