@@ -26,7 +26,6 @@ the image went through.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -34,8 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from restorezoo.data.degrade import ops
 from restorezoo.data.degrade.base import Degradation, as_range, draw_seeds, sampling_device, uniform
+from restorezoo.data.degrade.pipelines import JPEG, BicubicSR, GaussianBlur, GaussianNoise
 from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
 
 __all__ = [
@@ -86,7 +85,9 @@ class Parameterized(Degradation):
             ``"255"`` (the denoising literature's 0-255 scale, printed to 0.1; give ``noise_sigma`` in it).
 
     The downsample stage resizes back up to the input size with bicubic, since restorezoo's models
-    restore at the input size.
+    restore at the input size. Each stage is applied by its single-stage degradation of
+    :mod:`~restorezoo.data.degrade.pipelines` (:meth:`stage_degradations`); this class draws the
+    parameters and writes the prompt.
     """
 
     task = "parameterized"
@@ -171,36 +172,34 @@ class Parameterized(Degradation):
             out.append(p)
         return out
 
+    def stage_degradations(self) -> dict[str, Degradation]:
+        """The single-stage degradation that applies each stage (only their ``apply`` is used). The blur's
+        kernel size follows the configured σ range, so a sample blurs the same in any batch."""
+        return {"downsample": BicubicSR(), "blur": GaussianBlur(self.blur_sigma), "noise": GaussianNoise(), "jpeg": JPEG()}
+
     def apply(self, x: Tensor, params: Sequence[Params]) -> Tensor:
         self._check_len(x, params)
         out = x.clone()
+        degradations = self.stage_degradations()
         for stage in self.order:
             rows, values = [], []
             for i, p in enumerate(params):
                 for st in p["stages"]:
                     if st["stage"] == stage:
                         rows.append(i)
-                        values.append(st)
-            if not rows:
-                continue
-            idx = torch.tensor(rows, device=x.device)
-            sub = out[idx]
-            if stage == "blur":
-                sigmas = [float(v["sigma"]) for v in values]
-                # the kernel follows the configured range, so a sample blurs the same in any batch
-                size = 2 * math.ceil(3 * max([self.blur_sigma[1], *sigmas])) + 1
-                sub = ops.gaussian_blur(sub, sigmas, kernel_size=size)
-            elif stage == "downsample":
-                sub = ops.bicubic_down_up(sub, [float(v["scale"]) for v in values])
-            elif stage == "noise":
-                gens = [torch.Generator().manual_seed(int(v["seed"])) for v in values]
-                # the 0-255 σ of each sample (SPIRE's prompts give it on [0, 1])
-                sigmas = [float(v["sigma"]) * (1 if v.get("unit", 1) == 255 else 255) for v in values]
-                sub = ops.add_gaussian_noise(sub, sigmas, gens)
-            else:
-                sub = ops.jpeg(sub, [int(v["quality"]) for v in values])
-            out[idx] = sub.to(out.dtype)
+                        values.append(_stage_params(st))
+            if rows:
+                idx = torch.tensor(rows, device=x.device)
+                out[idx] = degradations[stage].apply(out[idx], values).to(out.dtype)
         return out
+
+
+def _stage_params(st: Params) -> Params:
+    """One applied stage's params as its single-stage degradation takes them (noise σ on 0-255)."""
+    if st["stage"] != "noise":
+        return st
+    # SPIRE's prompts give σ on [0, 1]; GaussianNoise takes the 0-255 σ
+    return {**st, "sigma": float(st["sigma"]) * (1 if st.get("unit", 1) == 255 else 255)}
 
 
 def _format_value(value: float, decimals: int) -> str:
