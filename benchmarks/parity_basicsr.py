@@ -410,24 +410,34 @@ def _basicsr_pipeline(b: SimpleNamespace, scale: int, size: int) -> SimpleNamesp
     return env
 
 
+def seeded_batch(env: SimpleNamespace, k: int, first_seed: int, batch_size: int, size: int, scale: int = 1
+                 ) -> SimpleNamespace:
+    """Batch ``k`` of a section, as every pipeline section starts one: the HQ crops of seed ``first_seed + k``
+    (``gt``) and the GT at the LQ size (``gt_at_lq``: area-downsampled at ×4); then ``random``, numpy and
+    torch seeded with ``k`` and BasicSR's dataset drawing the batch's kernels (``data``, what ``feed_data``
+    takes), and the same kernels as restorezoo's ``RealESRGAN.apply`` takes them (``kernels``)."""
+    gt = _crops(batch_size, size, first_seed + k)
+    gt_at_lq = F.interpolate(gt, scale_factor=1 / scale, mode="area") if scale > 1 else gt
+    random.seed(k)
+    np.random.seed(k)
+    torch.manual_seed(k)
+    data = env.sample(gt, batch_size)
+    kernels = {"kernel1": data["kernel1"], "kernel2": data["kernel2"], "sinc": data["sinc_kernel"]}
+    return SimpleNamespace(gt=gt, gt_at_lq=gt_at_lq, data=data, kernels=kernels)
+
+
 def pipeline_rows(b: SimpleNamespace, scale: int, batches: int, batch_size: int, size: int) -> list[Row]:
     env = _basicsr_pipeline(b, scale, size)
     fake, ours_pipe = env.fake, env.ours
     ref_stats: list[dict[str, float]] = []
     our_stats: list[dict[str, float]] = []
     for k in range(batches):
-        gt = _crops(batch_size, size, 10_000 + k)
-        gt_at_lq = F.interpolate(gt, scale_factor=1 / scale, mode="area") if scale > 1 else gt
-        random.seed(k)
-        np.random.seed(k)
-        torch.manual_seed(k)
-        data = env.sample(gt, batch_size)
-        b.Model.feed_data(fake, data)
-        ref_stats.append(lq_stats(fake.lq, gt_at_lq))
+        batch = seeded_batch(env, k, 10_000, batch_size, size, scale)
+        b.Model.feed_data(fake, batch.data)
+        ref_stats.append(lq_stats(fake.lq, batch.gt_at_lq))
         # The same kernels for both (their sampling is compared above): what differs is the device side.
-        kernels = {"kernel1": data["kernel1"], "kernel2": data["kernel2"], "sinc": data["sinc_kernel"]}
-        lq, _ = ours_pipe.apply(gt.clone(), kernels, torch.Generator().manual_seed(k))
-        our_stats.append(lq_stats(lq, gt_at_lq))
+        lq, _ = ours_pipe.apply(batch.gt.clone(), batch.kernels, torch.Generator().manual_seed(k))
+        our_stats.append(lq_stats(lq, batch.gt_at_lq))
     rows = []
     for key, (kind, tol) in TOLERANCE.items():
         r = np.array([s[key] for s in ref_stats])
@@ -638,15 +648,10 @@ def draw_rows(b: SimpleNamespace, batches: int, size: int = 96) -> list[Row]:
     ref: list[dict[str, Any]] = []
     ours: list[dict[str, Any]] = []
     for k in range(batches):
-        gt = _crops(1, size, 30_000 + k)
-        random.seed(k)
-        np.random.seed(k)
-        torch.manual_seed(k)
-        data = env.sample(gt, 1)
-        decided = _replay_from_log(_logged_feed_data(b, env, data), env.opt)[1]
+        batch = seeded_batch(env, k, 30_000, 1, size)
+        decided = _replay_from_log(_logged_feed_data(b, env, batch.data), env.opt)[1]
         ref.append(_flat(decided))
-        kernels = {"kernel1": data["kernel1"], "kernel2": data["kernel2"], "sinc": data["sinc_kernel"]}
-        _, params = env.ours.apply(gt.clone(), kernels, torch.Generator().manual_seed(k))
+        _, params = env.ours.apply(batch.gt.clone(), batch.kernels, torch.Generator().manual_seed(k))
         ours.append(_flat({key: params[0][key] for key in decided}))
     categorical = [f"{stage}.{what}" for stage in ("resize1", "noise1") for what in ("direction", "mode", "kind",
                    "color") if f"{stage}.{what}" in ref[0]]
@@ -702,19 +707,13 @@ def replay_rows(b: SimpleNamespace, scale: int, batches: int, batch_size: int, s
     errors: list[str] = []
     batches_off = 0
     for k in range(batches):
-        gt = _crops(batch_size, size, 20_000 + k)
-        gt_at_lq = F.interpolate(gt, scale_factor=1 / scale, mode="area") if scale > 1 else gt
-        random.seed(k)
-        np.random.seed(k)
-        torch.manual_seed(k)
-        data = env.sample(gt, batch_size)
-        log = _logged_feed_data(b, env, data)
+        batch = seeded_batch(env, k, 20_000, batch_size, size, scale)
+        log = _logged_feed_data(b, env, batch.data)
         ref = env.fake.lq
         replay = _Replay(torch.device("cpu"), **_replay_from_log(log, env.opt)[0])
         rz_realesrgan._Draw = lambda *_args, _r=replay: _r  # type: ignore[assignment,misc]
         try:
-            kernels = {"kernel1": data["kernel1"], "kernel2": data["kernel2"], "sinc": data["sinc_kernel"]}
-            lq, _ = ours_pipe.apply(gt.clone(), kernels)
+            lq, _ = ours_pipe.apply(batch.gt.clone(), batch.kernels)
             if replay.left():
                 raise RuntimeError(f"replay: restorezoo left BasicSR draws unused: {replay.left()}")
             if lq.shape != ref.shape:
@@ -729,8 +728,8 @@ def replay_rows(b: SimpleNamespace, scale: int, batches: int, batch_size: int, s
         off_pixels += int((d > 0.5 / 255).sum())
         total_pixels += d.numel()
         batches_off += bool(float(d.max()) > 0.5 / 255)
-        ref_stats.append(lq_stats(ref, gt_at_lq))
-        our_stats.append(lq_stats(lq, gt_at_lq))
+        ref_stats.append(lq_stats(ref, batch.gt_at_lq))
+        our_stats.append(lq_stats(lq, batch.gt_at_lq))
     if errors:
         return [{"check": f"pipeline ×{scale}, BasicSR's own draws replayed ({batches} batches)", "basicsr": "",
                  "restorezoo": "", "difference": f"{len(errors)} batches cannot be replayed: {errors[0]}",
