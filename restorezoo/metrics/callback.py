@@ -82,6 +82,11 @@ class _EpochState:
     feature_chunks: dict[str, list[Tensor]] = field(default_factory=dict)  # fallback: B × 2 × D per batch
     output_dir: Path | None = None
     saved: dict[str, int] = field(default_factory=dict)
+    set_index: dict[str, int] = field(default_factory=dict)  # benchmark name -> its first position in set_names
+
+    def __post_init__(self) -> None:
+        for i, name in enumerate(self.set_names):
+            self.set_index.setdefault(name, i)
 
 
 class RestorationMetrics(L.Callback):
@@ -231,13 +236,11 @@ class RestorationMetrics(L.Callback):
 
     # ------------------------------------------------------------------ per batch
 
-    def _set_of(self, state: _EpochState, benchmark: str, dataloader_idx: int) -> int:
-        """Position of a sample's benchmark in eval_sets: by name, else by dataloader order."""
-        if benchmark in state.set_names:
-            return state.set_names.index(benchmark)
-        if 0 <= dataloader_idx < len(state.set_names):
-            return dataloader_idx
-        return -1
+    def _set_ids(self, state: _EpochState, benchmarks: Sequence[Any], dataloader_idx: int) -> list[int]:
+        """Each sample's position in eval_sets: its benchmark's (named once an epoch in ``set_index``),
+        else its dataloader's; -1 for neither."""
+        fallback = dataloader_idx if 0 <= dataloader_idx < len(state.set_names) else -1
+        return [state.set_index.get(str(name), fallback) for name in benchmarks]
 
     def _set_level(self) -> dict[str, LearnedMetric]:
         return {n: m for n, m in self._learned.items() if m.set_level and m.available}
@@ -342,7 +345,7 @@ class RestorationMetrics(L.Callback):
         task = batch.get("task")
         task = task.to(device) if isinstance(task, Tensor) else torch.full((b,), -1, device=device)
         if state.indexed:
-            set_ids = [self._set_of(state, str(name), dataloader_idx) for name in benchmarks]
+            set_ids = self._set_ids(state, benchmarks, dataloader_idx)
             protocols = [state.protocols[s] if s >= 0 else RGB for s in set_ids]
         else:
             protocols = [RGB] * b

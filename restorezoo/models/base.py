@@ -182,6 +182,35 @@ class ZooModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return self._eval_step(batch)
 
+    # ----------------------------------------------------------------- task labels
+    # A model with a label head (InstructIR's intents, DA-CLIP's and Diff-Restorer's degradation classes)
+    # registers a ``task_to_class`` buffer and says in ``_class_of_task`` which class a task name is. The
+    # names go to classes once a run: ``setup`` maps the datamodule's ``task_names`` (what ``batch["task"]``
+    # indexes) into that buffer, and ``task_classes`` reads each batch's task indices through it, on the device.
+    def _class_of_task(self, task: str) -> int:
+        """The label head's class index of a task name, -1 for none (a model with a label head overrides it)."""
+        return -1
+
+    def set_task_names(self, names: Sequence[str]) -> None:
+        """The vocabulary that ``batch["task"]`` indexes (``setup`` takes it from the datamodule)."""
+        self.task_to_class = torch.tensor(
+            [self._class_of_task(str(n)) for n in names], dtype=torch.long, device=self.device
+        )
+
+    def setup(self, stage: str) -> None:
+        """Map the datamodule's task vocabulary to the label head's classes (models with a ``task_to_class``)."""
+        names = getattr(getattr(self.trainer, "datamodule", None), "task_names", None)
+        if names and "task_to_class" in self._buffers:
+            self.set_task_names(names)
+
+    def task_classes(self, task: Tensor) -> Tensor:
+        """``batch["task"]`` indices → the label head's classes, -1 where unknown (on ``task``'s device)."""
+        lookup = self.task_to_class.to(task.device)
+        if not len(lookup):
+            return torch.full_like(task, -1)
+        known = (task >= 0) & (task < len(lookup))
+        return torch.where(known, lookup[task.clamp(0, len(lookup) - 1)], torch.full_like(task, -1))
+
     # the label head's accuracy (``restorezoo.metrics.ClassAccuracy``), for models that have one (DA-CLIP's
     # and Diff-Restorer's degradation classes, InstructIR's intents): ``_eval_step`` updates
     # ``self.label_accuracy`` (or calls ``update_label_accuracy``); the epoch hooks reset it and log its values

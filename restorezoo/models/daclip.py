@@ -299,13 +299,8 @@ class DACLIP(ZooModule):
         return [self.degradation_words[i] for i in self.classify(images).tolist()]
 
     # ------------------------------------------------------------------ labels
-    def setup(self, stage: str) -> None:
-        """Map the datamodule's task vocabulary to degradation classes by name (``to_daclip_word``)."""
-        names = getattr(getattr(self.trainer, "datamodule", None), "task_names", None)
-        if names:
-            self.task_to_class = torch.tensor([self._class_of_task(n) for n in names], dtype=torch.long)
-
     def _class_of_task(self, task: str) -> int:
+        """A task name's degradation word (``to_daclip_word``; a mixture's first part), -1 for none."""
         try:
             word = to_daclip_word(task)
         except ValueError:
@@ -316,15 +311,7 @@ class DACLIP(ZooModule):
 
     def degradation_targets(self, batch: dict[str, Any]) -> Tensor:
         """Degradation class per sample, -1 where unknown: from the task index, else ``params["degradation"]``."""
-        task = batch["task"]
-        lookup = self.task_to_class.to(task.device)
-        known = (task >= 0) & (task < len(lookup))
-        safe = task.clamp(0, max(len(lookup) - 1, 0))
-        targets = (
-            torch.where(known, lookup[safe], torch.full_like(task, -1))
-            if len(lookup)
-            else -torch.ones_like(task)
-        )
+        targets = self.task_classes(batch["task"])  # ZooModule's lookup of the datamodule's task names
         params = batch.get("params") or []
         if any(isinstance(p, dict) and "degradation" in p for p in params):
             # host-side labels, copied over once: reading ``targets[i]`` would sync the device per sample

@@ -564,17 +564,8 @@ class DiffRestorer(LatentDiffusionRestorer):
         return {"pred": pred}
 
     # ------------------------------------------------------------------ labels and accuracy
-    def setup(self, stage: str) -> None:
-        """Map the datamodule's task vocabulary to degradation classes by canonical task name."""
-        names = getattr(getattr(self.trainer, "datamodule", None), "task_names", None)
-        if names:
-            self.set_task_names(names)
-
-    def set_task_names(self, names: Sequence[str]) -> None:
-        """The vocabulary that ``batch["task"]`` indexes (``setup`` takes it from the datamodule)."""
-        self.task_to_class = torch.tensor([self._class_of_task(n) for n in names], dtype=torch.long)
-
     def _class_of_task(self, task: str) -> int:
+        """A task name's degradation class by canonical task name (``ZooModule.setup`` maps the datamodule's)."""
         try:
             name = canonical_task(str(task))
         except ValueError:
@@ -587,10 +578,7 @@ class DiffRestorer(LatentDiffusionRestorer):
         size = batch["lq"].shape[0]
         if not isinstance(task, Tensor):
             task = torch.full((size,), -1, dtype=torch.long)
-        lookup = self.task_to_class.to(task.device)
-        known = (task >= 0) & (task < len(lookup))
-        safe = task.clamp(0, max(len(lookup) - 1, 0))
-        targets = torch.where(known, lookup[safe], torch.full_like(task, -1)) if len(lookup) else -torch.ones_like(task)
+        targets = self.task_classes(task)
         params = batch.get("params") or []
         if any(isinstance(p, dict) and p.get("task") for p in params):
             # host-side labels, copied over once: reading ``targets[i]`` would sync the device per sample

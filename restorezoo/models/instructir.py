@@ -228,18 +228,20 @@ class InstructIR(RestorationModule):
         self.default_prompt = default_prompt
         self.net = InstructIRNet(width, enc_blocks, middle_blocks, dec_blocks, text_dim)
         self.head = InstructionHead(self.text_encoder.dim, text_dim, len(self.intents))
-        # Maps the datamodule's task indices to intent classes (-1 = unknown); identity by default.
-        self.register_buffer("task_to_intent", torch.arange(len(self.intents)), persistent=False)
+        # Maps the datamodule's task indices to intent classes (-1 = unknown; ZooModule.setup builds it from
+        # the datamodule's task names); identity by default.
+        self.register_buffer("task_to_class", torch.arange(len(self.intents)), persistent=False)
         # ``val/intent_acc`` (over images), counted in ``_eval_step`` and logged per epoch by ZooModule's hooks
         self.label_accuracy = ClassAccuracy(self.intents, name="intent_acc", per_class=False)
 
+    def _class_of_task(self, task: str) -> int:
+        """A task name's intent class, by name (-1: not an intent)."""
+        return self.intents.index(task) if task in self.intents else -1
+
     def setup(self, stage: str) -> None:
-        """Align the datamodule's task vocabulary with the intent classes by name."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        names = getattr(datamodule, "task_names", None)
-        if names:
-            mapping = [self.intents.index(n) if n in self.intents else -1 for n in names]
-            self.task_to_intent = torch.tensor(mapping, dtype=torch.long, device=self.device)
+        """Align the datamodule's task vocabulary with the intent classes by name (``ZooModule.setup``), and
+        at ``fit`` initialise from ``init_from`` and warm the instruction pool when asked."""
+        super().setup(stage)
         if stage == "fit" and self.init_from:
             self._initialise_from(self.init_from)
         if stage == "fit" and self.warm_instructions:  # encode the pool once, batched (about 2x faster)
@@ -347,9 +349,7 @@ class InstructIR(RestorationModule):
 
     def intent_targets(self, task: Tensor) -> Tensor:
         """Datamodule task ids → intent class ids, -1 where unknown (ignored by the loss)."""
-        known = (task >= 0) & (task < len(self.task_to_intent))
-        safe = task.clamp(0, len(self.task_to_intent) - 1)
-        return torch.where(known, self.task_to_intent.to(task.device)[safe], torch.full_like(task, -1))
+        return self.task_classes(task)
 
     def predict_intent(self, prompts: Sequence[str]) -> list[str]:
         """The task each instruction is classified as."""
