@@ -141,8 +141,24 @@ SD_FILES = ("*.json", "*.txt", "unet/*.safetensors", "vae/*.safetensors", "text_
 """What a hub download of an SD repo fetches (not the multi-GB single-file checkpoints next to it)."""
 
 
+MINI_SD = "mini-sd"
+"""``pretrained`` name of the packaged mini Stable Diffusion (``benchmarks/train_mini_sd.py`` trains it)."""
+
+PACKAGED_STABLE_DIFFUSION = {MINI_SD: Path(__file__).resolve().parent / "assets" / MINI_SD}
+"""Backbones shipped inside the package, in SD 1.5's diffusers layout: they load like any SD folder."""
+
+
 def resolve_stable_diffusion(name: str) -> Path:
-    """A local SD folder, ``$RESTOREZOO_WEIGHTS``/HF cache entry, or a hub download of the diffusers files only."""
+    """A packaged backbone (``mini-sd``), a local SD folder, ``$RESTOREZOO_WEIGHTS``/HF cache entry, or a hub
+    download of the diffusers files only."""
+    if name in PACKAGED_STABLE_DIFFUSION:
+        folder = PACKAGED_STABLE_DIFFUSION[name]
+        if not (folder / "model_index.json").is_file():
+            raise WeightsNotFoundError(
+                f"the packaged '{name}' backbone is missing from {folder}; reinstall restorezoo or rebuild it "
+                "with `python benchmarks/train_mini_sd.py`"
+            )
+        return folder
     try:
         return resolve_weights(name, what="Stable Diffusion weights", download=False)
     except WeightsNotFoundError as error:

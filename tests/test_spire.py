@@ -13,7 +13,7 @@ from restorezoo.errors import RestoreZooError
 from restorezoo.models import MODELS, SPIRE
 from tests.conftest import REPO
 
-QUICKSTART = REPO / "configs" / "spire" / "quickstart.yaml"
+QUICKSTART = REPO / "configs" / "spire" / "smoke.yaml"
 
 
 def _batch(size: int = 32, n: int = 2, seed: int = 0) -> dict:
@@ -209,11 +209,11 @@ def test_cli_fit_test_and_restore_with_prompt_and_caption(tmp_path: Path, monkey
         "--data.init_args.batch_size", "2", "--data.init_args.patch_size", "32", "--model.init_args.steps", "2",
     ]
     main(["fit", "--config", str(QUICKSTART), *tiny])
-    ckpt = tmp_path / "runs/spire-quickstart/checkpoints/last.ckpt"
+    ckpt = tmp_path / "runs/spire-smoke/checkpoints/last.ckpt"
     assert ckpt.is_file()
     main(["test", "--config", str(QUICKSTART), "--ckpt_path", str(ckpt), "--model.init_args.steps", "2",
           "--trainer.limit_test_batches", "1"])
-    tables = list((tmp_path / "runs/spire-quickstart").rglob("benchmark.md"))
+    tables = list((tmp_path / "runs/spire-smoke").rglob("benchmark.md"))
     assert tables and "psnr" in tables[0].read_text().lower()
 
     Image.new("RGB", (24, 20), (120, 60, 200)).save(tmp_path / "in.png")

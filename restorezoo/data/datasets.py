@@ -30,7 +30,7 @@ from restorezoo.data.io import list_images, load_image
 from restorezoo.data.manifest import read_manifest_rows
 from restorezoo.data.pairing import KeyFn, match_pairs, require_dir, universal_folders
 from restorezoo.data.prompts import INSTRUCTIR_TASKS, canonical_task, instructions
-from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
+from restorezoo.data.sample_photos import SAMPLE_CAPTIONS, SAMPLE_PHOTOS, center_crop, sample_photo
 from restorezoo.data.samplers import SeededIndex
 from restorezoo.errors import DataError, ImageLoadError
 from restorezoo.metrics.protocol import RGB, MetricProtocol
@@ -432,6 +432,8 @@ class Sample(RestorationDataset):
             List a spec twice to draw it twice as often.
         max_side: evaluation images are centre-cropped to at most this many pixels per side (keeps CPU
             quickstarts fast); training crops come from the full photo.
+        photo_captions: give each photo its caption (``SAMPLE_CAPTIONS``) as the semantic prompt, for
+            the latent-diffusion quickstarts on ``mini-sd`` (whose prior learnt the train photos' ones).
     """
 
     def __init__(
@@ -439,10 +441,12 @@ class Sample(RestorationDataset):
         split: str = "train",
         tasks: Sequence[str | dict[str, Any]] = ("noise", "blur", "lowlight"),
         max_side: int | None = 256,
+        photo_captions: bool = False,
         benchmark: str = "sample",
         **common: Any,
     ) -> None:
         super().__init__(benchmark, **common)
+        self.photo_captions = bool(photo_captions)
         if split not in SAMPLE_PHOTOS:
             raise DataError(f"Sample split must be one of {sorted(SAMPLE_PHOTOS)}, got '{split}'")
         if not tasks:
@@ -471,6 +475,7 @@ class Sample(RestorationDataset):
             task=task,
             name=f"{self.names[photo_index]}_{task}",
             degradation=self.degradations[task_index],
+            caption=SAMPLE_CAPTIONS[self.names[photo_index]] if self.photo_captions else "",
         )
 
 

@@ -39,6 +39,25 @@ SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
 }
 """Photos bundled with scikit-image, split once and for all so results are comparable across runs."""
 
+SAMPLE_CAPTIONS: dict[str, str] = {
+    "astronaut": "a portrait of an astronaut in a white spacesuit in front of an american flag",
+    "motorcycle": "a red motorcycle parked in a workshop",
+    "hubble_deep_field": "galaxies and stars in the black night sky",
+    "retina": "a photo of the retina of a human eye, red and orange with blood vessels",
+    "camera": "a black and white photo of a man with a camera on a tripod",
+    "brick": "a grey brick wall",
+    "grass": "a close-up of green grass",
+    "gravel": "a close-up of grey gravel stones",
+    "coins": "old coins on a grey background",
+    "moon": "the surface of the moon with craters",
+    "immunohistochemistry": "a microscope image of stained tissue cells",
+    "chelsea": "a photo of a ginger cat",
+    "coffee": "a cup of coffee on a saucer",
+    "rocket": "a rocket on its launch pad",
+}
+"""A caption written for each sample photo: mini-sd's prior trains on the train photos' ones, and the
+latent-diffusion quickstarts give them as semantic prompts (``Sample(photo_captions=True)``)."""
+
 
 def center_crop(image: Tensor, max_side: int | None) -> Tensor:
     """Centre-crop a C×H×W image to at most ``max_side`` pixels per side (None: unchanged)."""

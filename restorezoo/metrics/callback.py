@@ -98,7 +98,9 @@ class RestorationMetrics(L.Callback):
             ``"clip_i"``/``"clip_t"`` (against the image's own caption) and the set-level ``"fid"``; ones whose
             weights cannot be had show "n/a (weights unavailable)" and the run goes on.
         compare_input: also score the degraded input against the target (``psnr_lq``, ``ssim_lq``),
-            so the table shows what the model gained.
+            so the table shows what the model gained; and, for a model whose evaluation step returns a
+            ``"ceiling"`` image (a latent-diffusion restorer's autoencoder round trip of the target),
+            score that too (``psnr_ceiling``, ``ssim_ceiling``): no sample can beat its decoder.
         save_images: on test, save an LQ | prediction | HQ strip of the first N images of each
             benchmark (on global rank zero) under ``<output dir>/images/<benchmark>/``.
         output_dir: where ``benchmark.md``/``benchmark.csv``/images go; default ``trainer.log_dir``.
@@ -200,6 +202,8 @@ class RestorationMetrics(L.Callback):
             offsets = [sum(lengths[:i]) for i in range(len(lengths))]
             n = sum(lengths)
             columns = list(self.columns)
+            if self.compare_input and callable(getattr(pl_module, "reconstruct", None)):
+                columns += [f"{m}_ceiling" for m in self.metrics]
             if any(p.also_y for p in protocols):  # a release that also scores Y (InstructIR's rain sets)
                 columns += [f"{m}_y" for m in self.metrics]
             c = len(columns)
@@ -246,7 +250,12 @@ class RestorationMetrics(L.Callback):
         return {n: m for n, m in self._learned.items() if m.set_level and m.available}
 
     def _score(
-        self, state: _EpochState, pred: Tensor, batch: Mapping[str, Any], protocols: list[MetricProtocol]
+        self,
+        state: _EpochState,
+        pred: Tensor,
+        batch: Mapping[str, Any],
+        protocols: list[MetricProtocol],
+        ceiling: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """B×C scores, B×C 0/1 flags of which were computed and B×2×D set-level features (prediction,
         target), all on the prediction's device."""
@@ -272,6 +281,8 @@ class RestorationMetrics(L.Callback):
                 pairs = [("", pred)]
                 if self.compare_input and isinstance(lq, Tensor) and lq.shape == hq.shape:
                     pairs.append(("_lq", lq))
+                if isinstance(ceiling, Tensor) and ceiling.shape == hq.shape:
+                    pairs.append(("_ceiling", ceiling))
                 for suffix, img in pairs:
                     img = pick(img)
                     if suffix == "" and protocol.clamp:  # BasicSR's tensor2img clamps; a release may not
@@ -349,7 +360,8 @@ class RestorationMetrics(L.Callback):
             protocols = [state.protocols[s] if s >= 0 else RGB for s in set_ids]
         else:
             protocols = [RGB] * b
-        vals, done, features = self._score(state, pred, batch, protocols)
+        ceiling = outputs.get("ceiling") if isinstance(outputs, Mapping) else None
+        vals, done, features = self._score(state, pred, batch, protocols, ceiling)
         if state.indexed:
             assert state.values is not None and state.counts is not None and state.tasks is not None
             index = batch.get("index")
@@ -480,7 +492,7 @@ class RestorationMetrics(L.Callback):
         sync = not state.indexed and trainer.world_size > 1
         # Lightning echoes every logged value in its own results table: log the headline numbers only;
         # the per-task breakdown (and the input's scores) live in benchmark.md/.csv.
-        keep = [c for c in state.columns if not c.endswith("_lq")]
+        keep = [c for c in state.columns if not c.endswith(("_lq", "_ceiling"))]
 
         def log(name: str, value: float | str | None) -> None:
             if isinstance(value, (int, float)):  # not None nor an "n/a (...)" cell

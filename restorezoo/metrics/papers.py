@@ -239,7 +239,7 @@ def annotate_rows(
         bench, task = str(row["benchmark"]), str(row["task"])
         paper_cells, diff_cells = [], []
         for col in columns:
-            if col.endswith("_lq") or col in ("benchmark", "task", "images"):
+            if col.endswith(("_lq", "_ceiling")) or col in ("benchmark", "task", "images"):
                 continue
             found = find_result(bench, task, col, model, method)
             if found is None and len(tasks_of[bench]) == 1:

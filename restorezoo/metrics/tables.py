@@ -148,7 +148,7 @@ def overall_means(
 
 
 def column_label(column: str) -> str:
-    """Header text: ``psnr`` → ``PSNR``, ``ssim_lq`` → ``SSIM (input)``."""
+    """Header text: ``psnr`` → ``PSNR``, ``ssim_lq`` → ``SSIM (input)``, ``psnr_ceiling`` → ``PSNR (ceiling)``."""
     if column in KEY_COLUMNS:
         return column
     if column in ("paper", "paper_diff"):  # the papers' values beside ours (metrics.papers)
@@ -157,7 +157,9 @@ def column_label(column: str) -> str:
     label = {"clipiqa": "CLIP-IQA"}.get(base, base.upper())
     if column in ("clip_i", "clip_t"):
         return column.upper().replace("_", "-")
-    return f"{label} (input)" if suffix == "lq" else column.upper() if suffix else label
+    if suffix in ("lq", "ceiling"):
+        return f"{label} ({'input' if suffix == 'lq' else suffix})"
+    return column.upper() if suffix else label
 
 
 def format_value(column: str, value: Any, unavailable: Collection[str] = ()) -> str:

@@ -382,7 +382,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             decoder, the paper's "Ours_S").
         plain_decoder_sets: val/test benchmark names decoded with the plain decoder whatever ``decoder``
             says: list a test set twice under two names and one ``restorezoo test`` prints both rows.
-        scheduler, steps, seed, progress, decode_tile, ...: sampler settings (paper: UniPC, 20 steps).
+        scheduler, steps, seed, progress, decode_tile, lq_start, ...: sampler settings (paper: UniPC, 20 steps).
     """
 
     sampling_options = (*LatentDiffusionRestorer.sampling_options, "decoder")
@@ -412,6 +412,7 @@ class DiffRestorer(LatentDiffusionRestorer):
         seed: int | None = 0,
         progress: bool = True,
         decode_tile: int | None = None,
+        lq_start: float | None = None,
         ema_decay: float | None = None,
         gradient_checkpointing: bool = False,
         lr: float = 1e-5,
@@ -429,6 +430,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             seed=seed,
             progress=progress,
             decode_tile=decode_tile,
+            lq_start=lq_start,
             ema_decay=ema_decay,
             gradient_checkpointing=gradient_checkpointing,
             lr=lr,

@@ -62,13 +62,16 @@ class LatentDiffusionRestorer(RestorationModule):
         prediction_type: "epsilon" or "v_prediction" (the loss target and the sampler's reading).
         scheduler, steps, guidance_scale, seed, progress: default sampler settings (``restore`` overrides).
         decode_tile: VAE decode tile in latent cells for large images (None: one pass).
+        lq_start: start sampling from the LQ image's latent noised to this fraction of the steps
+            (SDEdit-style, e.g. 0.6) instead of pure noise. Not in SPIRE or Diff-Restorer (None, their
+            configs); it helps the small ``mini-sd`` quickstarts keep the photo's layout.
         ema_decay: EMA of the control for sampling (None: off).
         gradient_checkpointing: recompute UNet/control activations in the backward pass (memory ↔ time).
     """
 
     channels_last = True
     compile_targets = ("sd.unet_forward",)
-    sampling_options = ("steps", "guidance_scale", "seed", "scheduler", "progress", "decode_tile")
+    sampling_options = ("steps", "guidance_scale", "seed", "scheduler", "progress", "decode_tile", "lq_start")
     max_pixels = 1024 * 1024  # SD 1.5 was trained at 512²: larger images go in 512² tiles
     default_tile = 512
 
@@ -85,6 +88,7 @@ class LatentDiffusionRestorer(RestorationModule):
         seed: int | None = None,
         progress: bool = True,
         decode_tile: int | None = None,
+        lq_start: float | None = None,
         ema_decay: float | None = None,
         gradient_checkpointing: bool = False,
         lr: float = 1e-5,
@@ -106,6 +110,9 @@ class LatentDiffusionRestorer(RestorationModule):
         self.prediction_type = prediction_type
         self.scheduler_name, self.steps, self.guidance_scale = scheduler, steps, guidance_scale
         self.seed, self.progress, self.decode_tile = seed, progress, decode_tile
+        if lq_start is not None and not 0.0 < lq_start <= 1.0:
+            raise RestoreZooError(f"lq_start must be in (0, 1] or None, got {lq_start}")
+        self.lq_start = lq_start
         self.ema_decay = ema_decay
         self.noise_scheduler = DDPMScheduler.from_config(
             {**self.sd.scheduler_config, "prediction_type": prediction_type}
@@ -187,6 +194,20 @@ class LatentDiffusionRestorer(RestorationModule):
         logs = {"diffusion": diffusion.detach(), **{name: value.detach() for name, value in extra.items()}}
         return loss, logs
 
+    # ------------------------------------------------------------------ evaluation
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """The frozen autoencoder's round trip of ``images`` (posterior mean): the best any sample can decode
+        to, the "ceiling" column of the metric table."""
+        padded = pad_to_multiple(images.float(), self.sd.vae_scale_factor, "reflect")
+        return self.sd.decode_latents(self.sd.encode_image(padded))[..., : images.shape[-2], : images.shape[-1]]
+
+    def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        out = super()._eval_step(batch)
+        hq = batch.get("hq")
+        if isinstance(hq, Tensor):
+            out["ceiling"] = self.reconstruct(hq)
+        return out
+
     # ------------------------------------------------------------------ sampling
     def decode(self, latents: Tensor, cond: dict[str, Any], tile_size: int | None = None) -> Tensor:
         """Sampled latents → images in [0, 1]; SD's VAE decoder (Diff-Restorer swaps in its own, given ``cond``)."""
@@ -221,6 +242,7 @@ class LatentDiffusionRestorer(RestorationModule):
         progress: bool | None = None,
         decode_tile: int | None = None,
         condition_extra: dict[str, Any] | None = None,
+        lq_start: float | None = None,
         **sampling: Any,
     ) -> Tensor:
         """Sample HQ latents conditioned on ``batch`` and decode them; B×3×H×W in [0, 1] (any size: padded).
@@ -231,7 +253,7 @@ class LatentDiffusionRestorer(RestorationModule):
         if sampling:
             raise TypeError(
                 f"{type(self).__name__} sampling takes steps, guidance_scale, seed, scheduler, progress, "
-                f"decode_tile; got {sorted(sampling)}"
+                f"decode_tile, lq_start; got {sorted(sampling)}"
             )
         lq = batch["lq"].float()
         height, width = lq.shape[-2:]
@@ -255,6 +277,7 @@ class LatentDiffusionRestorer(RestorationModule):
         def denoise(z_t: Tensor, t: Tensor) -> Tensor:
             return self.guided_prediction(control, z_t, t, cond, uncond, scale)
 
+        start = self.lq_start if lq_start is None else lq_start
         z0 = sample_latents(
             denoise,
             noise_scheduler,
@@ -264,6 +287,8 @@ class LatentDiffusionRestorer(RestorationModule):
             device=lq.device,
             progress=self.progress if progress is None else progress,
             desc=type(self).__name__,
+            init_latents=self.sd.encode_image(padded) if start is not None else None,
+            strength=1.0 if start is None else float(start),
         )
         tile = self.decode_tile if decode_tile is None else decode_tile
         images = self.decode(z0, cond, tile_size=tile)

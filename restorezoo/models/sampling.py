@@ -52,20 +52,35 @@ def sample_latents(
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
     desc: str = "sampling",
+    init_latents: Tensor | None = None,
+    strength: float = 1.0,
 ) -> Tensor:
     """The reverse diffusion loop: start from scaled Gaussian latents, ``denoise(z_t, t)`` and step to z_0.
 
     ``denoise`` returns what the scheduler's ``prediction_type`` says (noise or v); guidance happens
     inside it. The initial noise (and stochastic steps) draw from ``generator``: same seed, same output.
+    With ``init_latents`` and ``strength`` < 1 the loop starts instead from ``init_latents`` noised to
+    the ``round(steps·strength)``-th last timestep and runs only those steps (SDEdit / diffusers' img2img).
     """
     from diffusers.utils.torch_utils import randn_tensor
 
+    if not 0.0 < strength <= 1.0:
+        raise RestoreZooError(f"strength must be in (0, 1], got {strength}")
     device = torch.device(device) if device is not None else torch.device("cpu")
     scheduler.set_timesteps(steps, device=device)
-    latents = randn_tensor(tuple(shape), generator=generator, device=device, dtype=dtype)
-    latents = latents * scheduler.init_noise_sigma
+    noise = randn_tensor(tuple(shape), generator=generator, device=device, dtype=dtype)
+    timesteps = scheduler.timesteps
+    if init_latents is None or strength >= 1.0:
+        latents = noise * scheduler.init_noise_sigma
+    else:
+        run = max(1, min(steps, round(steps * strength)))
+        begin = (steps - run) * getattr(scheduler, "order", 1)
+        timesteps = timesteps[begin:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(begin)
+        latents = scheduler.add_noise(init_latents.to(device=device, dtype=dtype), noise, timesteps[:1])
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    for t in tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False):
+    for t in tqdm(timesteps, desc=desc, disable=not progress, leave=False):
         output = denoise(scheduler.scale_model_input(latents, t), t)
         latents = scheduler.step(output.to(latents.dtype), t, latents, **step_kwargs).prev_sample
     return latents

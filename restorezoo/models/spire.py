@@ -117,7 +117,7 @@ class SPIRE(LatentDiffusionRestorer):
         restoration_prompt: read c_r from the batch (True) or always use ``blind_prompt`` (False: "Ours
             w/o text" is tested with "Remove all degradation"; ControlNet-SR without prompts gets this
             constant text, which amounts to no prompt).
-        prediction_type, scheduler, steps, guidance_scale, seed, progress, decode_tile, ema_decay,
+        prediction_type, scheduler, steps, guidance_scale, seed, progress, decode_tile, lq_start, ema_decay,
             gradient_checkpointing: see ``LatentDiffusionRestorer``.
         lr, weight_decay, betas, min_lr, warmup_steps: AdamW and schedule (``RestorationModule``).
     """
@@ -137,6 +137,7 @@ class SPIRE(LatentDiffusionRestorer):
         seed: int | None = 0,
         progress: bool = True,
         decode_tile: int | None = None,
+        lq_start: float | None = None,
         ema_decay: float | None = None,
         gradient_checkpointing: bool = False,
         lr: float = 1e-5,
@@ -156,6 +157,7 @@ class SPIRE(LatentDiffusionRestorer):
             seed=seed,
             progress=progress,
             decode_tile=decode_tile,
+            lq_start=lq_start,
             ema_decay=ema_decay,
             gradient_checkpointing=gradient_checkpointing,
             lr=lr,

@@ -16,6 +16,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -112,6 +113,36 @@ class OpenCLIPTokenizer:
         ids = _open_clip_tokenizer()(list(prompts), context_length=self.model_max_length).long()
         after_end = (ids == CLIP_EOT).long().cumsum(dim=1) > 0
         return torch.where(after_end, torch.full_like(ids, CLIP_EOT), ids)
+
+
+def write_clip_tokenizer(folder: str | os.PathLike[str]) -> None:
+    """CLIP's BPE vocabulary from open_clip's wheel as SD's ``tokenizer/`` files (vocab.json, merges.txt).
+
+    The ids are open_clip's (256 byte tokens, their ``</w>`` forms, the 48 894 merges in rank order,
+    then start and end of text), the layout of the original CLIP vocabulary that SD 1.5's tokenizer
+    files hold; transformers' ``CLIPTokenizer`` reading them gives ``OpenCLIPTokenizer``'s ids
+    (``tests/test_mini_sd.py``). ``mini-sd`` ships these files, so a real BPE works offline.
+    """
+    import gzip
+
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+
+    with gzip.open(default_bpe()) as handle:
+        lines = handle.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    merges = [tuple(line.split()) for line in lines]
+    byte_tokens = list(bytes_to_unicode().values())
+    vocab = byte_tokens + [token + "</w>" for token in byte_tokens] + ["".join(merge) for merge in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}, ensure_ascii=False))
+    (root / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(merge) for merge in merges) + "\n")
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+               "pad_token": "<|endoftext|>"}
+    (root / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+    config = {**special, "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True,
+              "errors": "replace"}
+    (root / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 class HFCLIPTokenizer:
@@ -490,4 +521,5 @@ __all__ = [
     "HFCLIPTokenizer",
     "OpenCLIPTokenizer",
     "SkipFusion",
+    "write_clip_tokenizer",
 ]

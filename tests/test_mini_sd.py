@@ -1,0 +1,115 @@
+"""mini-sd, the packaged small Stable Diffusion: the diffusers path, CLIP's real tokenizer, its ceiling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
+from restorezoo.metrics.functional import psnr
+from restorezoo.models.stable_diffusion import (
+    FrozenStableDiffusion,
+    HFCLIPTokenizer,
+    OpenCLIPTokenizer,
+    write_clip_tokenizer,
+)
+from restorezoo.weights import MINI_SD, PACKAGED_STABLE_DIFFUSION
+
+PROMPTS = [
+    "a photo of a ginger cat",
+    "Upsample to 2.0x; Deblur with sigma 2.9; Denoise with sigma 0.10; Dejpeg with quality 40;",
+    "",
+    "Remove all degradation",
+    "it's way too DARK!!! brighten it, 100%",
+    "naïve café — ünïcödé 日本語",
+    "a " * 100,  # truncated at 77 ids
+]
+
+
+@pytest.fixture(scope="module")
+def mini_sd() -> FrozenStableDiffusion:
+    return FrozenStableDiffusion.build(MINI_SD)
+
+
+def test_written_clip_tokenizer_gives_open_clips_ids(tmp_path):
+    from transformers import CLIPTokenizer
+
+    write_clip_tokenizer(tmp_path)
+    hf = HFCLIPTokenizer(CLIPTokenizer.from_pretrained(tmp_path))
+    assert torch.equal(hf(PROMPTS), OpenCLIPTokenizer()(PROMPTS))
+
+
+def test_mini_sd_is_a_diffusers_folder_loaded_like_sd15(mini_sd):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    folder = PACKAGED_STABLE_DIFFUSION[MINI_SD]
+    for sub in ("unet", "vae", "text_encoder"):
+        assert list((folder / sub).glob("*.safetensors")), sub
+    assert (folder / "scheduler" / "scheduler_config.json").is_file()
+    assert isinstance(mini_sd.unet, UNet2DConditionModel) and isinstance(mini_sd.vae, AutoencoderKL)
+    assert isinstance(mini_sd.text_encoder, CLIPTextModel)
+    assert isinstance(mini_sd.tokenizer, HFCLIPTokenizer)  # the tokenizer/ files, as SD 1.5's
+    assert torch.equal(mini_sd.tokenizer(PROMPTS), OpenCLIPTokenizer()(PROMPTS))
+    assert mini_sd.scheduler_config["beta_schedule"] == "scaled_linear"
+    assert mini_sd.vae_scale_factor == 1  # x1: see benchmarks/train_mini_sd.py
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    assert size <= 25 * 2**20, f"mini-sd is {size / 2**20:.1f} MB"
+
+
+def test_mini_sd_reconstructs_held_out_photos_above_30_db(mini_sd):
+    names = SAMPLE_PHOTOS["val"] + SAMPLE_PHOTOS["test"]
+    images = torch.stack([center_crop(sample_photo(name), 128) for name in names])
+    recon = mini_sd.decode_latents(mini_sd.encode_image(images))
+    scores = psnr(recon, images)
+    assert scores.min() >= 30.0, dict(zip(names, scores.tolist()))
+
+
+def test_missing_packaged_backbone_is_one_clear_line(monkeypatch, tmp_path):
+    from restorezoo.errors import WeightsNotFoundError
+
+    monkeypatch.setitem(PACKAGED_STABLE_DIFFUSION, MINI_SD, tmp_path / "absent")
+    with pytest.raises(WeightsNotFoundError, match="train_mini_sd.py"):
+        FrozenStableDiffusion.build(MINI_SD)
+
+
+def _fit_and_test(tmp_path, config, run: str) -> list[dict[str, str]]:
+    """``restorezoo fit`` + ``test`` of a quickstart exactly as configured; the test table's rows."""
+    import csv
+    import os
+
+    from restorezoo.cli import main
+
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        main(["fit", "--config", str(config)])
+        main(["test", "--config", str(config), "--ckpt_path", f"runs/{run}/checkpoints/last.ckpt",
+              "--metrics.output_dir", "table", "--metrics.save_images", "0"])
+    finally:
+        os.chdir(previous)
+    with open(tmp_path / "table" / "benchmark.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow  # fit + test as configured: about 8 minutes on 2 idle cores
+def test_spire_quickstart_on_mini_sd_beats_its_inputs(tmp_path):
+    from tests.conftest import REPO
+
+    rows = _fit_and_test(tmp_path, REPO / "configs" / "spire" / "quickstart.yaml", "spire-quickstart")
+    assert len(rows) == 4
+    for row in rows:
+        assert float(row["psnr"]) > float(row["psnr_lq"]), row
+        assert float(row["ssim"]) > float(row["ssim_lq"]), row
+        assert float(row["psnr_ceiling"]) >= 30.0, row
+
+
+@pytest.mark.slow  # fit + test as configured: about 8 minutes on 2 idle cores
+def test_diffrestorer_quickstart_on_mini_sd_beats_its_inputs(tmp_path):
+    from tests.conftest import REPO
+
+    rows = _fit_and_test(tmp_path, REPO / "configs" / "diffrestorer" / "quickstart.yaml", "diffrestorer-quickstart")
+    assert rows
+    for row in rows:
+        assert float(row["psnr"]) > float(row["psnr_lq"]), row
+        assert float(row["ssim"]) > float(row["ssim_lq"]), row
