@@ -79,6 +79,18 @@ def test_text_encoding_shapes_cache_and_prompt_sensitivity(sd):
     assert torch.allclose(sd.encode_text(many)[0], sd.encode_text(["prompt 0"])[0], atol=1e-6)
 
 
+def test_a_batch_mixing_cached_and_new_prompts_survives_eviction(sd):
+    """New prompts of a batch evict old cache entries, possibly ones the same batch reads (SPIRE's
+    parameterized prompts: many distinct strings); they must still come back, and match a fresh encoding."""
+    sd._text_cache.clear()
+    old = [f"old {i}" for i in range(sd.cache_size)]
+    sd.encode_text(old)
+    batch = [old[0], *(f"new {i}" for i in range(8))]
+    encoded = sd.encode_text(batch)
+    sd._text_cache.clear()
+    assert torch.allclose(encoded, sd.encode_text(batch), atol=1e-6)
+
+
 def test_text_encoded_in_inference_mode_can_still_feed_a_training_step(sd):
     with torch.inference_mode():  # Lightning's validation
         sd.encode_text(["seen in validation"])

@@ -379,8 +379,13 @@ class FrozenStableDiffusion(nn.Module):
         tensors could not be saved for backward when a later training step reads them.
         """
         prompts = list(prompts)
-        fresh: dict[str, Tensor] = {}
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
+        # take this batch's cached rows before inserting new ones: an insertion may evict them
+        found: dict[str, Tensor] = {}
+        for prompt in dict.fromkeys(prompts):
+            if prompt in self._text_cache:
+                self._text_cache.move_to_end(prompt)
+                found[prompt] = self._text_cache[prompt]
+        missing = [p for p in dict.fromkeys(prompts) if p not in found]
         if missing:
             ids = self.tokenizer(missing).to(self.device)
             fresh = dict(zip(missing, self.text_encoder(ids)[0]))
@@ -389,14 +394,8 @@ class FrozenStableDiffusion(nn.Module):
                     self._text_cache[prompt] = row
                     if len(self._text_cache) > self.cache_size:
                         self._text_cache.popitem(last=False)
-        rows = []
-        for prompt in prompts:
-            if prompt in fresh:
-                rows.append(fresh[prompt])
-            else:
-                self._text_cache.move_to_end(prompt)
-                rows.append(self._text_cache[prompt])
-        return torch.stack(rows)
+            found.update(fresh)
+        return torch.stack([found[prompt] for prompt in prompts])
 
     @torch.no_grad()
     def encode_image(
