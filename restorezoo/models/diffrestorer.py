@@ -559,11 +559,11 @@ class DiffRestorer(LatentDiffusionRestorer):
             )
 
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        pred = self.restore(batch).clamp(0, 1)
-        targets = self.degradation_targets(batch).to(pred.device)
+        out = super()._eval_step(batch)  # the restored image and the autoencoder's ceiling
+        targets = self.degradation_targets(batch).to(out["pred"].device)
         if bool((targets >= 0).any()):  # the classifier on P_D, logged per epoch by ZooModule's hooks
             self.label_accuracy.update(self.classify(batch["lq"].float()), targets)
-        return {"pred": pred}
+        return out
 
     # ------------------------------------------------------------------ labels and accuracy
     def _class_of_task(self, task: str) -> int:
