@@ -131,6 +131,16 @@ def spire_section(spire: Any, additive: Any, grid_path: Path) -> list[str]:
         lines.append(f"| {s:.1f} | {cells} | {1e3 * float(mean[j]):.3f} | {psnrs[j]:.2f} |")
     lines += ["", f"Monotonic in s: mean {'yes' if rising else 'no'}; per photo "
               + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in zip(names, per_photo)) + ".", ""]
+    prompts = [f"Deblur with sigma {s:.1f};" for s in SIGMAS] + [SPIRE_BLIND_PROMPT]
+    embedded = spire.sd.encode_text(prompts).flatten(1)
+    gap = (embedded[0] - embedded[len(SIGMAS) - 1]).norm() / embedded[0].norm()
+    blind_gap = (embedded[len(SIGMAS) - 1] - embedded[-1]).norm() / embedded[0].norm()
+    lines += [
+        f"How far apart the restoration prompts reach the ControlNet: mini-sd's (random, frozen) text encoder puts "
+        f"\"Deblur with sigma 0.5;\" and \"… 3.0;\" {100 * float(gap):.1f} % apart (relative L2 of the 77×32 "
+        f"embeddings), \"… 3.0;\" and the blind prompt {100 * float(blind_gap):.1f} % apart.",
+        "",
+    ]
     grid = torch.cat([torch.cat(list(outputs[i]), dim=-1) for i in range(len(names))], dim=-2)
     save_image(grid, grid_path)
     lines += [f"![sigma sweep]({grid_path.name}) (rows: photos; columns: s = "

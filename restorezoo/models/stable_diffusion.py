@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,20 @@ class HFCLIPTokenizer:
             return_tensors="pt",
         )
         return out.input_ids
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' loading progress bars off for the duration (restored as they were)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 # ====================================================================== the frozen backbone
@@ -322,9 +337,10 @@ class FrozenStableDiffusion(nn.Module):
         dtype = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
         unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", use_safetensors=safetensors("unet"), **dtype)
         vae = AutoencoderKL.from_pretrained(root, subfolder="vae", use_safetensors=safetensors("vae"), **dtype)
-        text_encoder = CLIPTextModel.from_pretrained(
-            root, subfolder="text_encoder", use_safetensors=safetensors("text_encoder"), **dtype
-        )
+        with _quiet_transformers():  # its per-file "Loading weights" bar would land in every CLI error
+            text_encoder = CLIPTextModel.from_pretrained(
+                root, subfolder="text_encoder", use_safetensors=safetensors("text_encoder"), **dtype
+            )
         tokenizer = HFCLIPTokenizer(
             CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"),
             max_length=int(text_encoder.config.max_position_embeddings),
