@@ -213,6 +213,25 @@ def diffrestorer_section(model: Any, draws: int) -> list[str]:
     return lines
 
 
+def tsne_section(ckpt: Path, image: Path) -> list[str]:
+    """Diff-Restorer's Fig. 10 for this checkpoint, drawn by ``benchmarks/diffrestorer_tsne.py``."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("diffrestorer_tsne.py")
+    result = subprocess.run([sys.executable, str(script), "--ckpt", str(ckpt), "--out", str(image)],
+                            capture_output=True, text=True, check=True)
+    summary = [line for line in result.stdout.splitlines() if line.startswith("wrote")][-1]
+    return [
+        "### The t-SNE of P_D",
+        "",
+        f"`python benchmarks/diffrestorer_tsne.py --ckpt <checkpoint> --out {image.name}`: {summary.removeprefix('wrote ')}",
+        "",
+        f"![t-SNE of P_D]({image.name})",
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="runs/miniature")
@@ -247,9 +266,7 @@ def main(argv: list[str] | None = None) -> None:
             "",
             *spire_section(spire, additive, out.with_name("miniature_spire_sigma.png")),
             *diffrestorer_section(diffrestorer, args.draws),
-            "The t-SNE of P_D: `python benchmarks/diffrestorer_tsne.py --ckpt <Diff-Restorer checkpoint>` "
-            "([diffrestorer_tsne.png](diffrestorer_tsne.png)).",
-            "",
+            *tsne_section(diff_ckpt, out.with_name("diffrestorer_tsne_mini_sd.png")),
             "## IR-SDE and InstructIR",
             "",
             "Their quickstarts restore the sample too: InstructIR's table and intent accuracy are in the README's "
