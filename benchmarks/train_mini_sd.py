@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from restorezoo.data.sample_photos import SAMPLE_CAPTIONS as CAPTIONS
 from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
 from restorezoo.metrics.functional import psnr
-from restorezoo.models.stable_diffusion import SD15_SCHEDULER, write_clip_tokenizer
+from restorezoo.models.stable_diffusion import SD15_SCHEDULER, TINY_TEXT_CONFIG, write_clip_tokenizer
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "restorezoo" / "assets" / "mini-sd"
 
@@ -70,19 +70,8 @@ UNET_CONFIG: dict[str, Any] = dict(
 )
 """Attention only at 1/2 and 1/4 of the latent size (SD 1.5 has it at 1, 1/2, 1/4): CPU cost."""
 
-TEXT_CONFIG: dict[str, Any] = dict(
-    vocab_size=49408,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    max_position_embeddings=77,
-    projection_dim=32,
-    hidden_act="quick_gelu",
-    bos_token_id=49406,
-    eos_token_id=49407,
-    pad_token_id=49407,
-)
+TEXT_CONFIG = TINY_TEXT_CONFIG
+"""The random frozen text tower: ``FrozenStableDiffusion.tiny``'s (SD 1.5's CLIP text architecture at 32-d)."""
 
 
 # ====================================================================== the autoencoder's start

@@ -73,6 +73,21 @@ SD15_TEXT_CONFIG: dict[str, Any] = dict(
 )
 """SD 1.5's ``text_encoder/config.json`` values (the CLIP ViT-L/14 text tower, 123.06 M parameters)."""
 
+TINY_TEXT_CONFIG: dict[str, Any] = dict(
+    vocab_size=49408,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=77,
+    projection_dim=32,
+    hidden_act="quick_gelu",
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=49407,
+)
+"""SD 1.5's text tower at 32-d and 2 layers, with its special-token ids: ``tiny()``'s and mini-sd's (random)."""
+
 SD15_SCHEDULER = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,
@@ -307,12 +322,7 @@ class FrozenStableDiffusion(nn.Module):
                 sample_size=64,
                 scaling_factor=4.0,  # its random posterior means have std ≈ 0.25: unit-variance latents
             )
-            text_encoder = CLIPTextModel(
-                CLIPTextConfig(
-                    vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                    num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
-                )
-            )
+            text_encoder = CLIPTextModel(CLIPTextConfig(**TINY_TEXT_CONFIG))
         return cls(unet, vae, text_encoder, OpenCLIPTokenizer(), SD15_SCHEDULER)
 
     @classmethod
@@ -532,6 +542,7 @@ __all__ = [
     "SD15_TEXT_CONFIG",
     "SD15_UNET_CONFIG",
     "SD15_VAE_CONFIG",
+    "TINY_TEXT_CONFIG",
     "FrozenStableDiffusion",
     "HFCLIPTokenizer",
     "OpenCLIPTokenizer",
