@@ -117,3 +117,11 @@ def test_diffrestorer_quickstart_on_mini_sd_restores_noise(tmp_path):
         assert float(row["psnr"]) > float(row["psnr_lq"]) + 3.0, row
         assert float(row["ssim"]) > float(row["ssim_lq"]), row
     assert all(float(row["psnr_ceiling"]) >= 30.0 for row in rows)
+
+
+def test_mini_sd_autoencoder_is_exact_to_70_db_in_float_on_whole_held_out_photos(mini_sd):
+    """The README's "77–80 dB in float": whole val/test photos, unquantised PSNR of the round trip."""
+    names = SAMPLE_PHOTOS["val"] + SAMPLE_PHOTOS["test"]
+    scores = [float(psnr(mini_sd.decode_latents(mini_sd.encode_image(p[None])), p[None], quantize=False))
+              for p in (sample_photo(name) for name in names)]
+    assert min(scores) > 70.0, dict(zip(names, scores))
