@@ -135,9 +135,9 @@ def write_clip_tokenizer(folder: str | os.PathLike[str]) -> None:
     """CLIP's BPE vocabulary from open_clip's wheel as SD's ``tokenizer/`` files (vocab.json, merges.txt).
 
     The ids are open_clip's (256 byte tokens, their ``</w>`` forms, the 48 894 merges in rank order,
-    then start and end of text), the layout of the original CLIP vocabulary that SD 1.5's tokenizer
-    files hold; transformers' ``CLIPTokenizer`` reading them gives ``OpenCLIPTokenizer``'s ids
-    (``tests/test_mini_sd.py``). ``mini-sd`` ships these files, so a real BPE works offline.
+    then start and end of text), the layout of OpenAI's CLIP vocabulary; transformers' ``CLIPTokenizer``
+    reading them gives ``OpenCLIPTokenizer``'s ids (``tests/test_mini_sd.py``). They are not compared
+    with SD 1.5's own tokenizer files, which are not on this machine. ``mini-sd`` ships these files.
     """
     import gzip
 
