@@ -42,6 +42,8 @@ def load_model(
     model = str(model) if model is not None else None
     if model is not None and model.lower() not in MODELS:
         exported = resolve_export(model) if ckpt is None and weights is None else None
+        if exported is None and Path(model).suffix in (".ckpt", ".safetensors", ".pt", ".pth"):
+            raise RestoreZooError(f"checkpoint not found: {model}")
         if exported is None:
             raise RestoreZooError(
                 f"unknown model '{model}'; known: {', '.join(sorted(MODELS))} "

@@ -460,6 +460,19 @@ def test_the_cli_refuses_the_crafted_pickle_in_one_line(evil, tmp_path, capsys):
     assert not marker.exists()
 
 
+def test_a_missing_checkpoint_path_given_as_the_model_is_named_as_such(tmp_path):
+    import restorezoo
+    from restorezoo.demo import ModelShelf
+
+    missing = tmp_path / "runs" / "x" / "checkpoints" / "last.ckpt"
+    with pytest.raises(RestoreZooError, match=r"^checkpoint not found: .*last\.ckpt$"):
+        restorezoo.load_model(str(missing))
+    with pytest.raises(RestoreZooError, match="checkpoint not found"):
+        ModelShelf([missing]).get("x")  # the demo's shelf loads its --ckpt sources this way
+    with pytest.raises(RestoreZooError, match="unknown model 'nafnet2'"):
+        restorezoo.load_model("nafnet2")
+
+
 def test_incompatible_checkpoints_say_what_differs_in_one_line(tiny_ckpt, tmp_path, capsys):
     import restorezoo
 
