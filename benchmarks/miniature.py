@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/miniature.py [--workdir runs/miniature] [--out benchmarks/results/miniature.md]
-        [--spire CKPT] [--spire-additive CKPT] [--diffrestorer CKPT]
+        [--spire CKPT] [--spire-additive CKPT] [--diffrestorer CKPT] [--decoder CKPT]
 
 Checkpoints not given are trained here first with the quickstart configs as they are (``restorezoo
 fit``, each in its own folder under ``--workdir``); the additive run is the SPIRE quickstart with
@@ -15,7 +15,9 @@ fit``, each in its own folder under ``--workdir``); the additive run is the SPIR
 * SPIRE, modulation fusion vs additive ControlNet-SR, and the blind prompt "Remove all degradation"
   vs the right parameterized prompt, on the quickstart's test sets.
 * Diff-Restorer: P_D's degradation classification of held-out photos (the test photos, every class,
-  ``--draws`` degradation draws each), per class.
+  ``--draws`` degradation draws each), per class; the stage-2 degradation-aware decoder (fitted with
+  ``decoder_quickstart.yaml`` on the stage-1 checkpoint unless ``--decoder``) against SD's decoder on the
+  same sampled latents; the t-SNE of P_D.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from restorezoo.metrics.functional import psnr, ssim
 REPO = Path(__file__).resolve().parents[1]
 SPIRE_CONFIG = REPO / "configs" / "spire" / "quickstart.yaml"
 DIFFRESTORER_CONFIG = REPO / "configs" / "diffrestorer" / "quickstart.yaml"
+DECODER_CONFIG = REPO / "configs" / "diffrestorer" / "decoder_quickstart.yaml"
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 EIGHT = [{"name": "noise", "sigmas": [50]}, "lowlight", "haze", "rain", "raindrop", "snow", "blur",
          {"name": "jpeg", "quality": [10, 10]}]
@@ -213,6 +216,42 @@ def diffrestorer_section(model: Any, draws: int) -> list[str]:
     return lines
 
 
+def decoder_section(model: Any) -> list[str]:
+    """Ours (the stage-2 degradation-aware decoder) vs Ours_S (SD's decoder) on the same sampled latents."""
+    rows, totals = [], {"lq": [], "drb": [], "plain": []}
+    for name, data in test_sets(DIFFRESTORER_CONFIG):
+        if name in model.plain_decoder_sets:
+            continue  # the config's second copy of the same sets, decoded plain by the test table
+        batch = stack(data)
+        for task in dict.fromkeys(s["task"] for s in (data[i] for i in range(len(data)))):
+            index = [i for i in range(len(data)) if data[i]["task"] == task]
+            part = {k: (v[index] if isinstance(v, torch.Tensor) else [v[i] for i in index]) for k, v in batch.items()}
+            drb = model.restore(part, decoder="drb").clamp(0, 1)  # same seed: the same latents
+            plain = model.restore(part, decoder="plain").clamp(0, 1)
+            row = {"lq": scores(part["lq"], part["hq"]), "drb": scores(drb, part["hq"]), "plain": scores(plain, part["hq"])}
+            for key, value in row.items():
+                totals[key].append(value)
+            label = task if isinstance(task, str) else model.degradation_classes[int(task)]
+            rows.append(f"| {label} | {row['lq'][0]:.2f} / {row['lq'][1]:.4f} | {row['plain'][0]:.2f} / "
+                        f"{row['plain'][1]:.4f} | {row['drb'][0]:.2f} / {row['drb'][1]:.4f} | "
+                        f"{row['drb'][0] - row['plain'][0]:+.2f} |")
+    mean = {k: (sum(v[0] for v in vs) / len(vs), sum(v[1] for v in vs) / len(vs)) for k, vs in totals.items()}
+    return [
+        "### The degradation-aware decoder against SD's decoder (Ours vs Ours_S)",
+        "",
+        "The quickstart's test tasks (3 test photos each, 96 px); both columns decode the same sampled latents "
+        "(same seed and steps). The stage-2 decoder is `configs/diffrestorer/decoder_quickstart.yaml` fitted "
+        "on this stage-1 checkpoint.",
+        "",
+        "| task | input PSNR / SSIM | Ours_S (SD's decoder) | Ours (degradation-aware decoder) | Δ PSNR |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+        f"| mean | {mean['lq'][0]:.2f} / {mean['lq'][1]:.4f} | {mean['plain'][0]:.2f} / {mean['plain'][1]:.4f} | "
+        f"{mean['drb'][0]:.2f} / {mean['drb'][1]:.4f} | {mean['drb'][0] - mean['plain'][0]:+.2f} |",
+        "",
+    ]
+
+
 def tsne_section(ckpt: Path, image: Path) -> list[str]:
     """Diff-Restorer's Fig. 10 for this checkpoint, drawn by ``benchmarks/diffrestorer_tsne.py``."""
     import subprocess
@@ -225,7 +264,7 @@ def tsne_section(ckpt: Path, image: Path) -> list[str]:
     return [
         "### The t-SNE of P_D",
         "",
-        f"`python benchmarks/diffrestorer_tsne.py --ckpt <checkpoint> --out {image.name}`: {summary.removeprefix('wrote ')}",
+        f"`python benchmarks/diffrestorer_tsne.py --ckpt <checkpoint> --out {image.name}`: {summary.removeprefix('wrote ').replace(str(image), image.name)}",
         "",
         f"![t-SNE of P_D]({image.name})",
         "",
@@ -239,10 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spire", default=None, help="SPIRE quickstart checkpoint (default: fit one)")
     parser.add_argument("--spire-additive", default=None, help="the same with fusion: additive (default: fit one)")
     parser.add_argument("--diffrestorer", default=None, help="Diff-Restorer quickstart checkpoint (default: fit one)")
+    parser.add_argument("--decoder", default=None, help="its stage-2 decoder checkpoint (default: fit one on it)")
     parser.add_argument("--draws", type=int, default=4, help="degradation draws per photo and class")
     args = parser.parse_args(argv)
 
     from restorezoo.models import SPIRE, DiffRestorer
+    from restorezoo.models.diffrestorer import load_refinement_decoder
 
     start = time.perf_counter()
     work = Path(args.workdir).resolve()
@@ -251,9 +292,14 @@ def main(argv: list[str] | None = None) -> None:
         SPIRE_CONFIG, "spire-quickstart", work / "spire-additive", "--model.init_args.fusion", "additive")
     diff_ckpt = Path(args.diffrestorer) if args.diffrestorer else fit(
         DIFFRESTORER_CONFIG, "diffrestorer-quickstart", work / "diffrestorer")
+    decoder_ckpt = Path(args.decoder) if args.decoder else fit(
+        DECODER_CONFIG, "diffrestorer-decoder-quickstart", work / "diffrestorer-decoder",
+        "--model.init_args.stage1", str(diff_ckpt.resolve()))
     spire = SPIRE.from_checkpoint(spire_ckpt).eval()
     additive = SPIRE.from_checkpoint(additive_ckpt).eval()
     diffrestorer = DiffRestorer.from_checkpoint(diff_ckpt).eval()
+    diffrestorer.set_refinement_decoder(
+        load_refinement_decoder(decoder_ckpt, diffrestorer.sd.vae, diffrestorer.degradation_dim))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
@@ -266,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
             "",
             *spire_section(spire, additive, out.with_name("miniature_spire_sigma.png")),
             *diffrestorer_section(diffrestorer, args.draws),
+            *decoder_section(diffrestorer),
             *tsne_section(diff_ckpt, out.with_name("diffrestorer_tsne_mini_sd.png")),
             "## IR-SDE and InstructIR",
             "",

@@ -23,8 +23,12 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def clip_pixels(images: Tensor, image_size: Sequence[int]) -> Tensor:
-    """B×3×H×W in [0, 1] → a CLIP tower's input: bicubic resize to ``image_size``, CLIP's mean/std."""
+def clip_pixels(images: Tensor, image_size: int | Sequence[int]) -> Tensor:
+    """B×3×H×W in [0, 1] → a CLIP tower's input: bicubic resize to ``image_size``, CLIP's mean/std.
+
+    ``image_size`` as the towers give it: a pair (ViT) or one side (ModifiedResNet)."""
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
     if tuple(images.shape[-2:]) != tuple(image_size):
         images = F.interpolate(images, size=tuple(image_size), mode="bicubic", align_corners=False, antialias=True)
     images = images.clamp(0, 1)
@@ -43,6 +47,43 @@ def tiny_clip() -> tuple[nn.Module, Any]:
         text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2),
     )
     return clip, open_clip.tokenizer.SimpleTokenizer(context_length=32)
+
+
+MINI_CLIP = "mini-clip"
+"""``clip_model`` name of the packaged miniature CLIP (``benchmarks/train_mini_clip.py`` trains it)."""
+
+MINI_CLIP_FILE = Path(__file__).resolve().parents[1] / "assets" / MINI_CLIP / "image_tower.safetensors"
+
+
+def mini_clip_architecture() -> tuple[nn.Module, Any]:
+    """mini-clip's untrained network and tokenizer: a 64² ``ModifiedResNet`` image tower (CLIP-RN50's
+    design, one bottleneck per stage, width 8, 0.35 M parameters) and tiny_clip's text tower.
+
+    A convolutional tower because the ViT of :func:`tiny_clip` (16 patches of 16²) learns the local
+    statistics that tell noise, blur and JPEG apart far more slowly at this size
+    (``python benchmarks/train_mini_clip.py --tower vit`` trains that one instead).
+    """
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    clip = CLIP(
+        embed_dim=64,
+        vision_cfg=CLIPVisionCfg(image_size=64, layers=(1, 1, 1, 1), width=8, head_width=32),
+        text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2),
+    )
+    return clip, open_clip.tokenizer.SimpleTokenizer(context_length=32)
+
+
+def mini_clip() -> nn.Module:
+    """The packaged mini-clip's image tower (the text tower is not shipped), trained by restorezoo on the
+    sample's train photos; offline, no extra step."""
+    if not MINI_CLIP_FILE.is_file():
+        raise WeightsNotFoundError(
+            f"the packaged '{MINI_CLIP}' weights are missing ({MINI_CLIP_FILE}); reinstall restorezoo or rebuild "
+            "them with `python benchmarks/train_mini_clip.py`"
+        )
+    clip, _ = mini_clip_architecture()
+    clip.visual.load_state_dict(load_state_dict(MINI_CLIP_FILE), strict=True)
+    return clip.visual.eval()
 
 
 def _find_local_weights(model_name: str, pretrained: str) -> Path | None:
@@ -156,6 +197,9 @@ __all__ = [
     "clip_pixels",
     "create_clip",
     "load_clip",
+    "MINI_CLIP",
+    "mini_clip",
+    "mini_clip_architecture",
     "tiny_clip",
     "trained_with_quick_gelu",
 ]

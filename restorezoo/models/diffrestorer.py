@@ -35,7 +35,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
 
 from restorezoo.data.prompts import DIFFRESTORER_CLASSES, canonical_task
-from restorezoo.encoders.clip import clip_pixels, load_clip, tiny_clip
+from restorezoo.encoders.clip import MINI_CLIP, clip_pixels, load_clip, mini_clip, tiny_clip
 from restorezoo.errors import RestoreZooError
 from restorezoo.metrics.accuracy import ClassAccuracy
 from restorezoo.models.controlnet import build_control_branch, zero_conv
@@ -71,16 +71,18 @@ def build_clip_image_encoder(model_name: str = "ViT-L-14", pretrained: str | Non
     """The frozen open_clip image tower (pooled, projected embedding) of ``model_name``.
 
     ``"tiny"`` is DA-CLIP's small random CLIP tower (64-d, 64² input) built from a fixed seed, so the
-    same network comes back in every process (it is not in checkpoints). Otherwise the weights
+    same network comes back in every process (it is not in checkpoints); ``"mini-clip"`` is the packaged
+    miniature CLIP trained by ``benchmarks/train_mini_clip.py`` (64-d, 64² input). Otherwise the weights
     ``pretrained`` load through ``load_clip`` (an open_clip tag, a local file, ``$RESTOREZOO_WEIGHTS``).
     """
-    if model_name == "tiny":
+    if model_name == MINI_CLIP:
+        visual = mini_clip()
+    elif model_name == "tiny":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            clip, _ = tiny_clip()
+            visual = tiny_clip()[0].visual
     else:
-        clip = load_clip(model_name, pretrained)
-    visual = clip.visual
+        visual = load_clip(model_name, pretrained).visual
     visual.requires_grad_(False)
     return visual.eval()
 
@@ -361,7 +363,8 @@ class DiffRestorer(LatentDiffusionRestorer):
     Args:
         pretrained: SD backbone (paper: SD 1.5), a diffusers folder/hub id or ``"tiny"`` (random, tests).
         clip_model, clip_pretrained: the frozen open_clip image encoder and its weights (tag or file);
-            ``clip_model="tiny"`` is a small random tower for tests and smoke runs. The tower gets the
+            ``clip_model="tiny"`` is a small random tower for tests and smoke runs, ``"mini-clip"`` the packaged
+            miniature CLIP trained by restorezoo (``benchmarks/train_mini_clip.py``). The tower gets the
             activation its weights were trained with (``openai``: QuickGELU); for a local file of OpenAI
             weights name the ``-quickgelu`` architecture (``ViT-L-14-quickgelu``).
         degradation_classes: L_deg's classes as task names, in class order (paper: the eight types).
