@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     table = ["| checkpoint | family | text given | photo | predicted degradation | PSNR input → output | SSIM input → output |",
              "|---|---|---|---|---|---|---|"]
-    columns = ["clean", "upload (noise 50)", *shelf.labels]
+    columns = ["clean", "upload (noise 50)", *(label.removesuffix("-quickstart") for label in shelf.labels)]
     rows: list[list[torch.Tensor]] = [[item["hq"], item["lq"]] for item in items]
     gains: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
