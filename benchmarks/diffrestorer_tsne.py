@@ -25,18 +25,10 @@ import torch.nn.functional as F
 from restorezoo.data import Sample
 from restorezoo.data.datamodule import collate_with_tasks
 from restorezoo.data.prompts import DIFFRESTORER_CLASSES
+from restorezoo.data.sample_photos import DIFFRESTORER_SAMPLE_TASKS
 from restorezoo.models.diffrestorer import DiffRestorer
 
-EIGHT = [
-    {"name": "noise", "sigmas": [50]},
-    "lowlight",
-    "haze",
-    "rain",
-    "raindrop",
-    "snow",
-    "blur",
-    {"name": "jpeg", "quality": [10, 10]},
-]
+EIGHT = list(DIFFRESTORER_SAMPLE_TASKS)
 CLASSES = list(DIFFRESTORER_CLASSES)
 
 

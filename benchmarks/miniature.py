@@ -36,7 +36,13 @@ from restorezoo.cli import main as cli
 from restorezoo.data import Sample
 from restorezoo.data.degrade import ops
 from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
-from restorezoo.data.sample_photos import SAMPLE_CAPTIONS, SAMPLE_PHOTOS, center_crop, sample_photo
+from restorezoo.data.sample_photos import (
+    DIFFRESTORER_SAMPLE_TASKS,
+    SAMPLE_CAPTIONS,
+    SAMPLE_PHOTOS,
+    center_crop,
+    sample_photo,
+)
 from restorezoo.metrics.functional import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +50,7 @@ SPIRE_CONFIG = REPO / "configs" / "spire" / "quickstart.yaml"
 DIFFRESTORER_CONFIG = REPO / "configs" / "diffrestorer" / "quickstart.yaml"
 DECODER_CONFIG = REPO / "configs" / "diffrestorer" / "decoder_quickstart.yaml"
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-EIGHT = [{"name": "noise", "sigmas": [50]}, "lowlight", "haze", "rain", "raindrop", "snow", "blur",
-         {"name": "jpeg", "quality": [10, 10]}]
+EIGHT = list(DIFFRESTORER_SAMPLE_TASKS)
 
 
 def fit(config: Path, run: str, folder: Path, *extra: str) -> Path:

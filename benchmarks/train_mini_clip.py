@@ -32,7 +32,12 @@ from tqdm.auto import tqdm
 
 from restorezoo.data import Sample
 from restorezoo.data.degrade import build_degradation
-from restorezoo.data.sample_photos import SAMPLE_CAPTIONS, SAMPLE_PHOTOS, sample_photo
+from restorezoo.data.sample_photos import (
+    DIFFRESTORER_SAMPLE_TASKS,
+    SAMPLE_CAPTIONS,
+    SAMPLE_PHOTOS,
+    sample_photo,
+)
 from restorezoo.encoders.clip import clip_pixels, mini_clip_architecture, tiny_clip
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "restorezoo" / "assets" / "mini-clip"
@@ -48,8 +53,7 @@ DEGRADATIONS = {
     "clean": ("clean", ""),
 }
 """Each type's degradation spec and the words its captions add."""
-EIGHT = [{"name": "noise", "sigmas": [50]}, "lowlight", "haze", "rain", "raindrop", "snow", "blur",
-         {"name": "jpeg", "quality": [10, 10]}]
+EIGHT = list(DIFFRESTORER_SAMPLE_TASKS)
 
 
 def batch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
+from restorezoo.data.sample_photos import DIFFRESTORER_SAMPLE_TASKS, SAMPLE_PHOTOS, center_crop, sample_photo
 from restorezoo.metrics.functional import psnr
 from restorezoo.models.stable_diffusion import (
     FrozenStableDiffusion,
@@ -123,11 +123,9 @@ def test_diffrestorer_quickstart_on_mini_sd_restores_noise_and_classifies_held_o
     assert all(float(row["psnr_ceiling"]) >= 30.0 for row in rows)
 
     model = DiffRestorer.from_checkpoint(tmp_path / "runs/diffrestorer-quickstart/checkpoints/last.ckpt").eval()
-    eight = [{"name": "noise", "sigmas": [50]}, "lowlight", "haze", "rain", "raindrop", "snow", "blur",
-             {"name": "jpeg", "quality": [10, 10]}]  # fmt: skip
     right = total = 0
     for seed in range(1000, 1004):
-        data = Sample("test", tasks=eight, max_side=96, seed=seed).configure(training=False)
+        data = Sample("test", tasks=list(DIFFRESTORER_SAMPLE_TASKS), max_side=96, seed=seed).configure(training=False)
         samples = [data[i] for i in range(len(data))]
         with torch.no_grad():
             guesses = model.predict_degradation(torch.stack([s["lq"] for s in samples]))

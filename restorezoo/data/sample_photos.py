@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 DEFAULT_SAMPLE_TASKS = ("noise", "blur", "lowlight")
 """The degradations ``restorezoo sample`` writes by default (and the packaged set holds)."""
 
+DIFFRESTORER_SAMPLE_TASKS: tuple = (
+    {"name": "noise", "sigmas": [50]}, "lowlight", "haze", "rain", "raindrop", "snow", "blur",
+    {"name": "jpeg", "quality": [10, 10]},
+)  # fmt: skip
+"""Diff-Restorer's eight degradation types at the strengths of its quickstart (noise σ 50, JPEG q10): the
+held-out classification sets of ``benchmarks/miniature.py``, ``diffrestorer_tsne.py`` and mini-clip's probe."""
+
 PACKAGED_SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample"
 """``<name>_<task>.png`` degraded test photos and ``clean/<name>.png``: the default sample, pre-rendered."""
 
@@ -114,4 +121,4 @@ def copy_packaged_sample(folder: str | Path) -> int:
     return len(degraded)
 
 
-__all__ = ["DEFAULT_SAMPLE_TASKS", "SAMPLE_PHOTOS", "center_crop", "copy_packaged_sample", "sample_photo", "write_degraded_sample"]
+__all__ = ["DEFAULT_SAMPLE_TASKS", "DIFFRESTORER_SAMPLE_TASKS", "SAMPLE_PHOTOS", "center_crop", "copy_packaged_sample", "sample_photo", "write_degraded_sample"]
