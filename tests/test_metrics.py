@@ -591,3 +591,37 @@ def test_a_batch_mixing_benchmarks_scores_each_sample_under_its_own_protocol() -
     assert state.counts.sum(dim=1).nonzero().flatten().tolist() == [3, 6]  # alpha #3, beta offset 5 + #1
     assert float(state.values[3, 0]) == pytest.approx(expected_mean(samples[:1], RGB, "psnr"), abs=1e-12)
     assert float(state.values[6, 0]) == pytest.approx(expected_mean(samples[1:], Y4, "psnr"), abs=1e-12)
+
+
+class BlendWithAutoencoder(Blend):
+    """Blend with a lossy "autoencoder" (x ↦ 0.9·x + 0.05): the metric table's ceiling column."""
+
+    def autoencoder_round_trip(self, images: torch.Tensor) -> torch.Tensor:
+        return images * 0.9 + 0.05
+
+
+class BlendWithAnotherReconstruct(Blend):
+    """A method named like a round trip but taking a batch (Diff-Restorer stage 2's ``reconstruct``)."""
+
+    def reconstruct(self, batch: dict[str, Any]) -> torch.Tensor:
+        raise AssertionError("the callback must not call reconstruct")
+
+
+def test_the_ceiling_column_scores_the_models_autoencoder_round_trip_of_the_target(tmp_path) -> None:
+    dm = TwoBenchmarks()
+    cb = RestorationMetrics(save_images=0, output_dir=str(tmp_path / "a"))
+    trainer(tmp_path, cb).test(BlendWithAutoencoder(), datamodule=dm)
+    rows = {(r["benchmark"], r["task"]): r for r in cb.rows}
+    expected = []
+    for s in dm.sets["beta"]:
+        hq = s["hq"].unsqueeze(0)
+        expected.append(float(psnr_ssim(hq * 0.9 + 0.05, hq, Y4)[0]))
+    assert rows["beta", "rain"]["psnr_ceiling"] == pytest.approx(sum(expected) / len(expected), abs=1e-9)
+    assert "ssim_ceiling" in rows["alpha", "all"]
+    for model in (Blend(), BlendWithAnotherReconstruct()):  # no round trip: no column
+        cb = RestorationMetrics(save_images=0, output_dir=str(tmp_path / "b"))
+        trainer(tmp_path, cb).test(model, datamodule=dm)
+        assert not any(key.endswith("_ceiling") for key in cb.rows[0])
+    cb = RestorationMetrics(compare_input=False, save_images=0, output_dir=str(tmp_path / "c"))
+    trainer(tmp_path, cb).test(BlendWithAutoencoder(), datamodule=dm)  # the ceiling goes with the input
+    assert not any(key.endswith("_ceiling") for key in cb.rows[0])

@@ -215,6 +215,7 @@ def test_cli_fit_test_and_restore_with_prompt_and_caption(tmp_path: Path, monkey
           "--trainer.limit_test_batches", "1"])
     tables = list((tmp_path / "runs/spire-smoke").rglob("benchmark.md"))
     assert tables and "psnr" in tables[0].read_text().lower()
+    assert "PSNR (ceiling)" in tables[0].read_text()  # the callback's round trip of the target through the VAE
 
     Image.new("RGB", (24, 20), (120, 60, 200)).save(tmp_path / "in.png")
     main(["restore", "in.png", "--ckpt", str(ckpt), "--prompt", "Deblur with sigma 3.0", "--caption", "a cat",

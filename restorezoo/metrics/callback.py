@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,9 +98,10 @@ class RestorationMetrics(L.Callback):
             ``"clip_i"``/``"clip_t"`` (against the image's own caption) and the set-level ``"fid"``; ones whose
             weights cannot be had show "n/a (weights unavailable)" and the run goes on.
         compare_input: also score the degraded input against the target (``psnr_lq``, ``ssim_lq``),
-            so the table shows what the model gained; and, for a model whose evaluation step returns a
-            ``"ceiling"`` image (a latent-diffusion restorer's autoencoder round trip of the target),
-            score that too (``psnr_ceiling``, ``ssim_ceiling``): no sample can beat its decoder.
+            so the table shows what the model gained; and, for a model with an ``autoencoder_round_trip``
+            (a latent-diffusion restorer: the target through its frozen autoencoder), score that round trip
+            too (``psnr_ceiling``, ``ssim_ceiling``): no sample can beat its decoder. It is computed here,
+            only when this table asks for it.
         save_images: on test, save an LQ | prediction | HQ strip of the first N images of each
             benchmark (on global rank zero) under ``<output dir>/images/<benchmark>/``.
         output_dir: where ``benchmark.md``/``benchmark.csv``/images go; default ``trainer.log_dir``.
@@ -202,7 +203,7 @@ class RestorationMetrics(L.Callback):
             offsets = [sum(lengths[:i]) for i in range(len(lengths))]
             n = sum(lengths)
             columns = list(self.columns)
-            if self.compare_input and callable(getattr(pl_module, "reconstruct", None)):
+            if self._round_trip(pl_module) is not None:
                 columns += [f"{m}_ceiling" for m in self.metrics]
             if any(p.also_y for p in protocols):  # a release that also scores Y (InstructIR's rain sets)
                 columns += [f"{m}_y" for m in self.metrics]
@@ -333,6 +334,11 @@ class RestorationMetrics(L.Callback):
             done[rows, j] = 1.0
         return vals, done, features
 
+    def _round_trip(self, pl_module: L.LightningModule) -> Callable[[Tensor], Tensor] | None:
+        """The model's ``autoencoder_round_trip`` when the table scores the ceiling (with the input), else None."""
+        round_trip = getattr(pl_module, "autoencoder_round_trip", None)
+        return round_trip if self.compare_input and callable(round_trip) else None
+
     def _update(
         self,
         trainer: L.Trainer,
@@ -360,7 +366,10 @@ class RestorationMetrics(L.Callback):
             protocols = [state.protocols[s] if s >= 0 else RGB for s in set_ids]
         else:
             protocols = [RGB] * b
-        ceiling = outputs.get("ceiling") if isinstance(outputs, Mapping) else None
+        ceiling, round_trip, hq = None, self._round_trip(pl_module), batch.get("hq")
+        if round_trip is not None and isinstance(hq, Tensor):
+            with torch.no_grad():
+                ceiling = round_trip(hq.to(device))
         vals, done, features = self._score(state, pred, batch, protocols, ceiling)
         if state.indexed:
             assert state.values is not None and state.counts is not None and state.tasks is not None

@@ -562,7 +562,7 @@ class DiffRestorer(LatentDiffusionRestorer):
             )
 
     def _eval_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        out = super()._eval_step(batch)  # the restored image and the autoencoder's ceiling
+        out = super()._eval_step(batch)
         targets = self.degradation_targets(batch).to(out["pred"].device)
         if bool((targets >= 0).any()):  # the classifier on P_D, logged per epoch by ZooModule's hooks
             self.label_accuracy.update(self.classify(batch["lq"].float()), targets)
