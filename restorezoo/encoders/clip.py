@@ -39,13 +39,18 @@ def clip_pixels(images: Tensor, image_size: int | Sequence[int]) -> Tensor:
 
 def tiny_clip() -> tuple[nn.Module, Any]:
     """A small random CLIP (64-d, 64² input, 2+2 blocks) and its tokenizer, for tests and CPU quickstarts."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from open_clip.model import CLIPVisionCfg
 
-    clip = CLIP(
-        embed_dim=64,
-        vision_cfg=CLIPVisionCfg(image_size=64, layers=2, width=64, patch_size=16, head_width=32),
-        text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2),
-    )
+    vision = CLIPVisionCfg(image_size=64, layers=2, width=64, patch_size=16, head_width=32)
+    return _small_clip(vision)
+
+
+def _small_clip(vision_cfg: Any) -> tuple[nn.Module, Any]:
+    """A 64-d CLIP with ``vision_cfg`` and the small text tower tiny_clip and mini-clip share (context 32)."""
+    from open_clip.model import CLIP, CLIPTextCfg
+
+    text_cfg = CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2)
+    clip = CLIP(embed_dim=64, vision_cfg=vision_cfg, text_cfg=text_cfg)
     return clip, open_clip.tokenizer.SimpleTokenizer(context_length=32)
 
 
@@ -63,14 +68,9 @@ def mini_clip_architecture() -> tuple[nn.Module, Any]:
     statistics that tell noise, blur and JPEG apart far more slowly at this size
     (``python benchmarks/train_mini_clip.py --tower vit`` trains that one instead).
     """
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from open_clip.model import CLIPVisionCfg
 
-    clip = CLIP(
-        embed_dim=64,
-        vision_cfg=CLIPVisionCfg(image_size=64, layers=(1, 1, 1, 1), width=8, head_width=32),
-        text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=64, heads=2, layers=2),
-    )
-    return clip, open_clip.tokenizer.SimpleTokenizer(context_length=32)
+    return _small_clip(CLIPVisionCfg(image_size=64, layers=(1, 1, 1, 1), width=8, head_width=32))
 
 
 def mini_clip() -> nn.Module:

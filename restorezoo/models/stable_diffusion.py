@@ -73,19 +73,14 @@ SD15_TEXT_CONFIG: dict[str, Any] = dict(
 )
 """SD 1.5's ``text_encoder/config.json`` values (the CLIP ViT-L/14 text tower, 123.06 M parameters)."""
 
-TINY_TEXT_CONFIG: dict[str, Any] = dict(
-    vocab_size=49408,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    max_position_embeddings=77,
-    projection_dim=32,
-    hidden_act="quick_gelu",
-    bos_token_id=49406,
-    eos_token_id=49407,
-    pad_token_id=49407,
-)
+CLIP_SOT, CLIP_EOT = 49406, 49407
+"""``<|startoftext|>`` and ``<|endoftext|>``: SD 1.5's tokenizer pads with the latter (its ``pad_token``), open_clip with 0."""
+
+TINY_TEXT_CONFIG: dict[str, Any] = {
+    **SD15_TEXT_CONFIG,
+    **dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+    **dict(bos_token_id=CLIP_SOT, eos_token_id=CLIP_EOT, pad_token_id=CLIP_EOT),
+}
 """SD 1.5's text tower at 32-d and 2 layers, with its special-token ids: ``tiny()``'s and mini-sd's (random)."""
 
 SD15_SCHEDULER = {
@@ -110,10 +105,6 @@ def _open_clip_tokenizer() -> Any:
     import open_clip
 
     return open_clip.get_tokenizer("ViT-L-14")  # CLIP's BPE, bundled with open_clip: works offline
-
-
-CLIP_EOT = 49407
-"""``<|endoftext|>``: SD 1.5's tokenizer pads with it (its ``pad_token`` is ``<|endoftext|>``), open_clip with 0."""
 
 
 class OpenCLIPTokenizer:
