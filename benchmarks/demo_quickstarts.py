@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from restorezoo.data import Sample
 from restorezoo.data.io import save_image, tensor_to_uint8
 from restorezoo.data.sample_photos import SAMPLE_CAPTIONS
-from restorezoo.demo import ModelShelf, controls_for, restore_file
+from restorezoo.demo import Controls, ModelShelf, controls_for, restore_file
 from restorezoo.files import atomic_write_text, atomic_writer
 from restorezoo.metrics.functional import psnr, ssim
 
@@ -38,7 +38,7 @@ INSTRUCTION = "remove the noise, please"
 SPIRE_PROMPT = "Denoise with sigma 0.20;"  # σ 50 on 0-255 is 0.196 on SPIRE's [0, 1] scale
 
 
-def texts_for(controls, photo: str) -> tuple[str, str]:
+def texts_for(controls: Controls, photo: str) -> tuple[str, str]:
     """(text, caption) the page would be given for this family."""
     if controls.instruction:
         return INSTRUCTION, ""

@@ -86,7 +86,10 @@ def test_sets(config: Path) -> list[tuple[str, Sample]]:
 
 
 def stack(data: Sample) -> dict[str, Any]:
-    samples = [data[i] for i in range(len(data))]
+    return batch_of([data[i] for i in range(len(data))])
+
+
+def batch_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "lq": torch.stack([s["lq"] for s in samples]),
         "hq": torch.stack([s["hq"] for s in samples]),
@@ -227,10 +230,9 @@ def decoder_section(model: Any) -> list[str]:
     for name, data in test_sets(DIFFRESTORER_CONFIG):
         if name in model.plain_decoder_sets:
             continue  # the config's second copy of the same sets, decoded plain by the test table
-        batch = stack(data)
-        for task in dict.fromkeys(s["task"] for s in (data[i] for i in range(len(data)))):
-            index = [i for i in range(len(data)) if data[i]["task"] == task]
-            part = {k: (v[index] if isinstance(v, torch.Tensor) else [v[i] for i in index]) for k, v in batch.items()}
+        samples = [data[i] for i in range(len(data))]  # each item synthesises its degradation: once
+        for task in dict.fromkeys(s["task"] for s in samples):
+            part = batch_of([s for s in samples if s["task"] == task])
             drb = model.restore(part, decoder="drb").clamp(0, 1)  # same seed: the same latents
             plain = model.restore(part, decoder="plain").clamp(0, 1)
             row = {"lq": scores(part["lq"], part["hq"]), "drb": scores(drb, part["hq"]), "plain": scores(plain, part["hq"])}
