@@ -87,6 +87,23 @@ def test_skip_and_values_probabilities_are_configurable() -> None:
         Parameterized(skip_prob=1.5)
 
 
+def test_stages_restricts_the_pipeline_and_leaves_the_default_draws_alone() -> None:
+    blur_only = Parameterized(stages=["blur"], blur_sigma=(0.3, 3.5), values_prob=1.0).sample_params(400, _gen(5))
+    assert all([s["stage"] for s in p["stages"]] == ["blur"] for p in blur_only)
+    assert all(p["prompt"] == f"Deblur with sigma {p['stages'][0]['sigma']:.1f};" for p in blur_only)
+    two = Parameterized(stages=["noise", "downsample"]).sample_params(2000, _gen(6))
+    names = [[s["stage"] for s in p["stages"]] for p in two]
+    assert {tuple(n) for n in names} == {("downsample",), ("noise",), ("downsample", "noise")}  # SPIRE's order
+    single = sum(len(n) == 1 for n in names) / len(names)
+    assert abs(single - 0.75) < 0.04  # one of the two kept (p 0.5), or both skipped (0.25) and one forced
+    # all four stages listed (any order) is the default pipeline, draw for draw
+    assert Parameterized(stages=list(reversed(STAGES))).sample_params(50, _gen(7)) == \
+        Parameterized().sample_params(50, _gen(7))
+    for bad in ([], ["blur", "blur"], ["deblur"]):
+        with pytest.raises(ValueError, match="stages"):
+            Parameterized(stages=bad)
+
+
 def test_sampled_values_lie_in_the_ranges_at_printed_precision() -> None:
     deg = Parameterized(skip_prob=0.0)
     for p in deg.sample_params(300, _gen(4)):

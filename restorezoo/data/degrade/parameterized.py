@@ -83,6 +83,8 @@ class Parameterized(Degradation):
         order: the stage order (default SPIRE's :data:`STAGES`; :data:`LEGACY_ORDER` is restorezoo's former one).
         noise_unit: ``"1"`` (SPIRE: σ on the [0, 1] scale, printed to 0.01, "Denoise with sigma 0.24") or
             ``"255"`` (the denoising literature's 0-255 scale, printed to 0.1; give ``noise_sigma`` in it).
+        stages: the stages drawn from (default all four, SPIRE); the others are never applied. Not the
+            paper's: ``["blur"]`` isolates the deblur prompt for a restoration-strength study.
 
     The downsample stage resizes back up to the input size with bicubic, since restorezoo's models
     restore at the input size. Each stage is applied by its single-stage degradation of
@@ -103,6 +105,7 @@ class Parameterized(Degradation):
         allow_clean: bool = False,
         order: Sequence[str] = STAGES,
         noise_unit: str = "1",
+        stages: Sequence[str] | None = None,
     ):
         for name, p in (("skip_prob", skip_prob), ("values_prob", values_prob)):
             if not 0 <= p <= 1:
@@ -129,12 +132,16 @@ class Parameterized(Degradation):
         if sorted(order) != sorted(STAGES):
             raise ValueError(f"order must be a permutation of {', '.join(STAGES)}, got {order!r}")
         self.order = order
+        stages = tuple(order if stages is None else stages)
+        if not stages or set(stages) - set(STAGES) or len(set(stages)) != len(stages):
+            raise ValueError(f"stages must be distinct names among {', '.join(STAGES)}, got {stages!r}")
+        self.stages = tuple(s for s in order if s in stages)
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> list[Params]:
         n = batch_size
         # draws in a fixed stage order whatever ``order`` is, so one stage's draw never shifts another's
         keep = {stage: [not s for s in _bernoulli(self.skip_prob, n, generator)] for stage in LEGACY_ORDER}
-        forced = torch.randint(len(STAGES), (n,), generator=generator, device=sampling_device(generator)).tolist()
+        forced = torch.randint(len(self.stages), (n,), generator=generator, device=sampling_device(generator)).tolist()
         # values are drawn for every sample (used or not) for the same reason
         blur = [round(v, 1) for v in uniform(self.blur_sigma, n, generator)]
         scale = [round(v, 1) for v in uniform(self.scale, n, generator)]
@@ -151,9 +158,9 @@ class Parameterized(Degradation):
         with_values = _bernoulli(self.values_prob, n, generator)
         out = []
         for i in range(n):
-            chosen = [s for s in self.order if keep[s][i]]
+            chosen = [s for s in self.stages if keep[s][i]]
             if not chosen and not self.allow_clean:
-                chosen = [self.order[forced[i]]]
+                chosen = [self.stages[forced[i]]]
             stages: list[Params] = []
             for s in chosen:
                 if s == "blur":
