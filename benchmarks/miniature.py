@@ -3,15 +3,16 @@
 Usage::
 
     python benchmarks/miniature.py [--workdir runs/miniature] [--out benchmarks/results/miniature.md]
-        [--spire CKPT] [--spire-additive CKPT] [--diffrestorer CKPT] [--decoder CKPT]
+        [--spire CKPT] [--spire-additive CKPT] [--spire-strength CKPT] [--diffrestorer CKPT] [--decoder CKPT]
 
 Checkpoints not given are trained here first with the quickstart configs as they are (``restorezoo
 fit``, each in its own folder under ``--workdir``); the additive run is the SPIRE quickstart with
-``fusion: additive`` (the paper's ControlNet-SR baseline) at the same budget. Then:
+``fusion: additive`` (the paper's ControlNet-SR baseline) at the same budget; the strength run is
+``configs/spire/strength_quickstart.yaml`` (the same SPIRE trained on the blur stage alone). Then:
 
 * SPIRE, restoration-strength control: the same blurred photos restored with "Deblur with sigma s;"
   for s = 0.5 … 3.0; the outputs' gradient energy (mean squared finite differences of luma) should
-  rise with s. Image grid: ``miniature_spire_sigma.png``.
+  rise with s. Image grids: ``miniature_spire_sigma.png`` (quickstart) and ``miniature_spire_strength.png``.
 * SPIRE, modulation fusion vs additive ControlNet-SR, and the blind prompt "Remove all degradation"
   vs the right parameterized prompt, on the quickstart's test sets.
 * Diff-Restorer: P_D's degradation classification of held-out photos (the test photos, every class,
@@ -47,6 +48,7 @@ from restorezoo.metrics.functional import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
 SPIRE_CONFIG = REPO / "configs" / "spire" / "quickstart.yaml"
+STRENGTH_CONFIG = REPO / "configs" / "spire" / "strength_quickstart.yaml"
 DIFFRESTORER_CONFIG = REPO / "configs" / "diffrestorer" / "quickstart.yaml"
 DECODER_CONFIG = REPO / "configs" / "diffrestorer" / "decoder_quickstart.yaml"
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
@@ -103,12 +105,18 @@ def scores(pred: torch.Tensor, hq: torch.Tensor) -> tuple[float, float]:
 
 
 # ====================================================================== SPIRE
-def sigma_sweep(model: Any, blur_sigma: float, size: int) -> tuple[list[str], torch.Tensor, torch.Tensor, list[float]]:
-    """Restore the blurred test photos with "Deblur with sigma s;" for every s; gradient energy per (photo, s)."""
+def blurred_test_photos(blur_sigma: float, size: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """The test photos' centre crops and their Gaussian-blurred copies: the sweep's inputs."""
     names = list(SAMPLE_PHOTOS["test"])
     hq = torch.stack([center_crop(sample_photo(n), size) for n in names])
-    # the training pipeline's blur: σ range (0.5, 3.0) gives the kernel size 2·ceil(3·3.0) + 1
-    lq = ops.gaussian_blur(hq, [blur_sigma] * len(names), kernel_size=19).clamp(0, 1)
+    # the quickstart pipeline's kernel, 2·ceil(3·3.0) + 1 for its σ range (0.5, 3.0); the strength run's (0.3, 3.5)
+    # gives 23, which changes these σ 2 inputs by at most 3.1e-6
+    return names, hq, ops.gaussian_blur(hq, [blur_sigma] * len(names), kernel_size=19).clamp(0, 1)
+
+
+def sigma_sweep(model: Any, blur_sigma: float, size: int) -> tuple[list[str], torch.Tensor, torch.Tensor, list[float]]:
+    """Restore the blurred test photos with "Deblur with sigma s;" for every s; gradient energy per (photo, s)."""
+    names, hq, lq = blurred_test_photos(blur_sigma, size)
     outputs, energy = [], []
     for s in tqdm(SIGMAS, desc="sigma sweep"):
         batch = {"lq": lq, "prompt": [f"Deblur with sigma {s:.1f};"] * len(names),
@@ -120,28 +128,55 @@ def sigma_sweep(model: Any, blur_sigma: float, size: int) -> tuple[list[str], to
     return names, torch.stack(outputs, dim=1), torch.stack(energy, dim=1), psnrs
 
 
-def spire_section(spire: Any, additive: Any, grid_path: Path) -> list[str]:
+def sweep_lines(model: Any, grid_path: Path) -> list[str]:
+    """The sweep's table (gradient energy per photo and s, PSNR), whether it rises with s, and its image grid."""
     from restorezoo.data.io import save_image
 
-    lines = ["## SPIRE", ""]
-    names, outputs, energy, psnrs = sigma_sweep(spire, 2.0, 96)
+    names, outputs, energy, psnrs = sigma_sweep(model, 2.0, 96)
     mean = energy.mean(0)
     rising = bool((mean.diff() > 0).all())
     per_photo = [bool((row.diff() > 0).all()) for row in energy]
-    lines += [
-        "### Restoration-strength control",
-        "",
-        "The test photos blurred with σ = 2.0, restored with \"Deblur with sigma s;\" (same seed). Gradient "
-        "energy (×1e3, mean squared finite differences of luma) should rise with s.",
-        "",
+    lines = [
         "| s | " + " | ".join(names) + " | mean | PSNR (dB, mean) |",
         "|---:|" + "---:|" * (len(names) + 2),
     ]
     for j, s in enumerate(SIGMAS):
         cells = " | ".join(f"{1e3 * float(energy[i, j]):.3f}" for i in range(len(names)))
         lines.append(f"| {s:.1f} | {cells} | {1e3 * float(mean[j]):.3f} | {psnrs[j]:.2f} |")
+    spread = float(mean.max() - mean.min()) / float(mean.min())
     lines += ["", f"Monotonic in s: mean {'yes' if rising else 'no'}; per photo "
-              + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in zip(names, per_photo)) + ".", ""]
+              + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in zip(names, per_photo))
+              + f". The prompt moves the mean gradient energy by {100 * spread:.1f} % (max − min over min).", ""]
+    grid = torch.cat([torch.cat(list(outputs[i]), dim=-1) for i in range(len(names))], dim=-2)
+    save_image(grid, grid_path)
+    lines += [f"![sigma sweep]({grid_path.name}) (rows: photos; columns: s = "
+              + ", ".join(f"{s:.1f}" for s in SIGMAS) + ")", ""]
+    return lines
+
+
+def sweep_reference() -> str:
+    """The blurred inputs' and the clean photos' gradient energy and PSNR, to read the sweep against."""
+    _, hq, lq = blurred_test_photos(2.0, 96)
+    return (f"For reference, the blurred inputs: gradient energy {1e3 * float(gradient_energy(lq).mean()):.3f}, "
+            f"PSNR {scores(lq, hq)[0]:.2f} dB; the clean photos: {1e3 * float(gradient_energy(hq).mean()):.3f}.")
+
+
+def spire_section(spire: Any, additive: Any, strength: Any, grid_path: Path) -> list[str]:
+    lines = ["## SPIRE", ""]
+    lines += [
+        "### Restoration-strength control",
+        "",
+        "The test photos blurred with σ = 2.0, restored with \"Deblur with sigma s;\" (same seed). Gradient "
+        "energy (×1e3, mean squared finite differences of luma) should rise with s. " + sweep_reference(),
+        "",
+        "**The quickstart checkpoint** (trained on the whole mix):",
+        "",
+        *sweep_lines(spire, grid_path),
+        "**The strength run** (`configs/spire/strength_quickstart.yaml`: the same SPIRE and budget per step, "
+        "trained on the blur stage alone, σ in [0.3, 3.5], 1800 steps at lr 2e-3):",
+        "",
+        *sweep_lines(strength, grid_path.with_name("miniature_spire_strength.png")),
+    ]
     prompts = [f"Deblur with sigma {s:.1f};" for s in SIGMAS] + [SPIRE_BLIND_PROMPT]
     embedded = spire.sd.encode_text(prompts).flatten(1)
     gap = (embedded[0] - embedded[len(SIGMAS) - 1]).norm() / embedded[0].norm()
@@ -152,11 +187,6 @@ def spire_section(spire: Any, additive: Any, grid_path: Path) -> list[str]:
         f"embeddings), \"… 3.0;\" and the blind prompt {100 * float(blind_gap):.1f} % apart.",
         "",
     ]
-    grid = torch.cat([torch.cat(list(outputs[i]), dim=-1) for i in range(len(names))], dim=-2)
-    save_image(grid, grid_path)
-    lines += [f"![sigma sweep]({grid_path.name}) (rows: photos; columns: s = "
-              + ", ".join(f"{s:.1f}" for s in SIGMAS) + ")", ""]
-
     lines += [
         "### Modulation fusion vs additive ControlNet-SR, and the blind prompt",
         "",
@@ -284,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "miniature.md"))
     parser.add_argument("--spire", default=None, help="SPIRE quickstart checkpoint (default: fit one)")
     parser.add_argument("--spire-additive", default=None, help="the same with fusion: additive (default: fit one)")
+    parser.add_argument("--spire-strength", default=None, help="strength_quickstart.yaml's checkpoint (default: fit one)")
     parser.add_argument("--diffrestorer", default=None, help="Diff-Restorer quickstart checkpoint (default: fit one)")
     parser.add_argument("--decoder", default=None, help="its stage-2 decoder checkpoint (default: fit one on it)")
     parser.add_argument("--draws", type=int, default=4, help="degradation draws per photo and class")
@@ -297,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     spire_ckpt = Path(args.spire) if args.spire else fit(SPIRE_CONFIG, "spire-quickstart", work / "spire")
     additive_ckpt = Path(args.spire_additive) if args.spire_additive else fit(
         SPIRE_CONFIG, "spire-quickstart", work / "spire-additive", "--model.init_args.fusion", "additive")
+    strength_ckpt = Path(args.spire_strength) if args.spire_strength else fit(
+        STRENGTH_CONFIG, "spire-strength", work / "spire-strength")
     diff_ckpt = Path(args.diffrestorer) if args.diffrestorer else fit(
         DIFFRESTORER_CONFIG, "diffrestorer-quickstart", work / "diffrestorer")
     decoder_ckpt = Path(args.decoder) if args.decoder else fit(
@@ -304,20 +337,25 @@ def main(argv: list[str] | None = None) -> None:
         "--model.init_args.stage1", str(diff_ckpt.resolve()))
     spire = SPIRE.from_checkpoint(spire_ckpt).eval()
     additive = SPIRE.from_checkpoint(additive_ckpt).eval()
+    strength = SPIRE.from_checkpoint(strength_ckpt).eval()
     diffrestorer = DiffRestorer.from_checkpoint(diff_ckpt).eval()
     diffrestorer.set_refinement_decoder(
         load_refinement_decoder(decoder_ckpt, diffrestorer.sd.vae, diffrestorer.degradation_dim))
+    fit_minutes = (time.perf_counter() - start) / 60
+    given = all((args.spire, args.spire_additive, args.spire_strength, args.diffrestorer, args.decoder))
+    fitted = ("every checkpoint given on the command line, so no fits" if given
+              else f"{fit_minutes:.0f} min of fits before the measurements below")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         lines = [
             "# The papers' claims in miniature (mini-sd, embedded sample, CPU)",
             "",
-            f"`python benchmarks/miniature.py` ({(time.perf_counter() - start) / 60:.0f} min of fits before the "
-            "measurements below). Backbone: the packaged mini-sd (`benchmarks/train_mini_sd.py`); checkpoints: "
-            "the SPIRE and Diff-Restorer quickstarts as configured, and SPIRE's with `fusion: additive`.",
+            f"`python benchmarks/miniature.py` ({fitted}). Backbone: the packaged mini-sd (`benchmarks/train_mini_sd.py`); checkpoints: "
+            "the SPIRE and Diff-Restorer quickstarts as configured, SPIRE's with `fusion: additive`, and SPIRE's "
+            "strength run (`configs/spire/strength_quickstart.yaml`).",
             "",
-            *spire_section(spire, additive, out.with_name("miniature_spire_sigma.png")),
+            *spire_section(spire, additive, strength, out.with_name("miniature_spire_sigma.png")),
             *diffrestorer_section(diffrestorer, args.draws),
             *decoder_section(diffrestorer),
             *tsne_section(diff_ckpt, out.with_name("diffrestorer_tsne_mini_sd.png")),
