@@ -161,7 +161,14 @@ def sweep_reference() -> str:
             f"PSNR {scores(lq, hq)[0]:.2f} dB; the clean photos: {1e3 * float(gradient_energy(hq).mean()):.3f}.")
 
 
-def spire_section(spire: Any, additive: Any, strength: Any, grid_path: Path) -> list[str]:
+def training_of(model: Any, ckpt: Path) -> str:
+    """"N steps at lr X" of a fitted checkpoint, read from it."""
+    from restorezoo.weights import load_checkpoint
+
+    return f"{load_checkpoint(ckpt)['global_step']} steps at lr {model.hparams['lr']:g}"
+
+
+def spire_section(spire: Any, additive: Any, strength: Any, strength_training: str, grid_path: Path) -> list[str]:
     lines = ["## SPIRE", ""]
     lines += [
         "### Restoration-strength control",
@@ -173,7 +180,7 @@ def spire_section(spire: Any, additive: Any, strength: Any, grid_path: Path) -> 
         "",
         *sweep_lines(spire, grid_path),
         "**The strength run** (`configs/spire/strength_quickstart.yaml`: the same SPIRE and budget per step, "
-        "trained on the blur stage alone, σ in [0.3, 3.5], 1800 steps at lr 2e-3):",
+        f"trained on the blur stage alone, σ in [0.3, 3.5], {strength_training}):",
         "",
         *sweep_lines(strength, grid_path.with_name("miniature_spire_strength.png")),
     ]
@@ -355,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
             "the SPIRE and Diff-Restorer quickstarts as configured, SPIRE's with `fusion: additive`, and SPIRE's "
             "strength run (`configs/spire/strength_quickstart.yaml`).",
             "",
-            *spire_section(spire, additive, strength, out.with_name("miniature_spire_sigma.png")),
+            *spire_section(spire, additive, strength, training_of(strength, strength_ckpt),
+                           out.with_name("miniature_spire_sigma.png")),
             *diffrestorer_section(diffrestorer, args.draws),
             *decoder_section(diffrestorer),
             *tsne_section(diff_ckpt, out.with_name("diffrestorer_tsne_mini_sd.png")),
