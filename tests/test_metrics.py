@@ -201,6 +201,25 @@ def test_gaussian_window_is_normalised_and_symmetric() -> None:
     assert torch.allclose(w, w.T) and torch.allclose(w, w.flip(0))
 
 
+def test_separable_ssim_filter_equals_the_two_dimensional_window() -> None:
+    """SSIM filters with the window's two 1-D passes; BasicSR filters with the 11×11 window itself."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, 40, 57, generator=g) * 255).round().double()
+    window = gaussian_window().expand(3, 1, 11, 11)
+    y = (x + 25 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 255).round()
+
+    def filt(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(t, window, groups=3)
+
+    mx, my = filt(x), filt(y)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ((2 * mx * my + c1) * (2 * (filt(x * y) - mx * my) + c2)) / (
+        (mx * mx + my * my + c1) * (filt(x * x) - mx * mx + filt(y * y) - my * my + c2)
+    )
+    want = ssim_map.flatten(1).mean(1)
+    assert ssim(x / 255, y / 255).tolist() == pytest.approx(want.tolist(), abs=1e-12)
+
+
 def test_nan_prediction_scores_nan_without_raising() -> None:
     hq = smooth_image(7).unsqueeze(0).repeat(2, 1, 1, 1)
     pred = hq.clone()
