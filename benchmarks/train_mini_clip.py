@@ -57,9 +57,14 @@ EIGHT = list(DIFFRESTORER_SAMPLE_TASKS)
 
 
 def batch(
-    photos: dict[str, torch.Tensor], size: int, generator: torch.Generator, degradations: dict, word_only: float = 0.0
+    photos: dict[str, torch.Tensor],
+    size: int,
+    generator: torch.Generator,
+    degradations: dict,
+    word_only: float = 0.0,
+    image_size: int = 64,
 ) -> tuple:
-    """Degraded 64² crops and their captions; with probability ``word_only`` a caption is only the
+    """Degraded crops resized to the tower's ``image_size`` and their captions; with probability ``word_only`` a caption is only the
     degradation's words ("clean" for a clean crop), as DA-CLIP's degradation texts are."""
     images, texts = [], []
     names, kinds = list(photos), list(DEGRADATIONS)
@@ -72,7 +77,7 @@ def batch(
         left = int(torch.randint(photo.shape[-1] - side + 1, (1,), generator=generator))
         crop = photo[None, :, top : top + side, left : left + side]
         degraded, _ = degradations[kind](crop, generator=generator)
-        images.append(clip_pixels(degraded.clamp(0, 1), (64, 64))[0])
+        images.append(clip_pixels(degraded.clamp(0, 1), image_size)[0])
         words = DEGRADATIONS[kind][1]
         if float(torch.rand((), generator=generator)) < word_only:
             texts.append(words or "clean")
@@ -91,7 +96,7 @@ def probe_accuracy(tower: torch.nn.Module, per_class: bool = False) -> float | t
         for seed in seeds:
             data = Sample(split, tasks=EIGHT, max_side=96, seed=seed).configure(training=False)
             lq = torch.stack([data[i]["lq"] for i in range(len(data))])
-            xs.append(tower(clip_pixels(lq, (64, 64))))
+            xs.append(tower(clip_pixels(lq, tower.image_size)))
             ys.append(torch.arange(len(data)) % len(EIGHT))
         return torch.cat(xs), torch.cat(ys)
 
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--word-only", type=float, default=0.5,
                         help="probability that a caption is only the degradation's words (default 0.5)")
     parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--image-size", type=int, default=64,
+                        help="the ResNet tower's input side, a multiple of 32 (default 64)")
     args = parser.parse_args(argv)
 
     from safetensors.torch import save_file
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        clip, tokenizer = mini_clip_architecture() if args.tower == "resnet" else tiny_clip()
+        clip, tokenizer = mini_clip_architecture(args.image_size) if args.tower == "resnet" else tiny_clip()
     photos = {name: sample_photo(name) for name in SAMPLE_PHOTOS["train"]}
     degradations = {kind: build_degradation(spec) for kind, (spec, _) in DEGRADATIONS.items()}
     optimizer = torch.optim.AdamW(clip.parameters(), lr=args.lr, weight_decay=0.1)
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + torch.cos(torch.tensor(step / args.steps * torch.pi)))
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        images, texts = batch(photos, args.batch_size, generator, degradations, args.word_only)
+        images, texts = batch(photos, args.batch_size, generator, degradations, args.word_only, clip.visual.image_size)
         image_features = F.normalize(clip.encode_image(images), dim=-1)
         text_features = F.normalize(clip.encode_text(tokenizer(texts)), dim=-1)
         logits = clip.logit_scale.exp() * image_features @ text_features.T
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         "# mini-clip: training log summary",
         "",
         f"`python benchmarks/train_mini_clip.py --seed {args.seed} --steps {args.steps} --tower {args.tower} "
-        f"--lr {args.lr:g} --word-only {args.word_only:g}`: "
+        f"--lr {args.lr:g} --word-only {args.word_only:g} --image-size {args.image_size}`: "
         f"{(time.perf_counter() - start) / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
         "",
         "| step | held-out linear-probe accuracy (8 degradations, test photos) |",

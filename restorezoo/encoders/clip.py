@@ -7,6 +7,7 @@ missing one is a single ``WeightsNotFoundError`` line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from restorezoo.errors import WeightsNotFoundError
+from restorezoo.errors import RestoreZooError, WeightsNotFoundError
 from restorezoo.weights import WEIGHTS_ENV, load_state_dict, resolve_weights
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -60,9 +61,10 @@ MINI_CLIP = "mini-clip"
 MINI_CLIP_FILE = Path(__file__).resolve().parents[1] / "assets" / MINI_CLIP / "image_tower.safetensors"
 
 
-def mini_clip_architecture() -> tuple[nn.Module, Any]:
-    """mini-clip's untrained network and tokenizer: a 64² ``ModifiedResNet`` image tower (CLIP-RN50's
-    design, one bottleneck per stage, width 8, 0.35 M parameters) and tiny_clip's text tower.
+def mini_clip_architecture(image_size: int = 64) -> tuple[nn.Module, Any]:
+    """mini-clip's untrained network and tokenizer: a ``ModifiedResNet`` image tower (CLIP-RN50's design,
+    one bottleneck per stage, width 8, 0.35 M parameters; ``image_size`` a multiple of 32) and tiny_clip's
+    text tower.
 
     A convolutional tower because the ViT of :func:`tiny_clip` (16 patches of 16²) learns the local
     statistics that tell noise, blur and JPEG apart far more slowly at this size
@@ -70,7 +72,9 @@ def mini_clip_architecture() -> tuple[nn.Module, Any]:
     """
     from open_clip.model import CLIPVisionCfg
 
-    return _small_clip(CLIPVisionCfg(image_size=64, layers=(1, 1, 1, 1), width=8, head_width=32))
+    if image_size % 32:
+        raise RestoreZooError(f"mini-clip's input side must be a multiple of 32 (the tower's stride), got {image_size}")
+    return _small_clip(CLIPVisionCfg(image_size=image_size, layers=(1, 1, 1, 1), width=8, head_width=32))
 
 
 def mini_clip() -> nn.Module:
@@ -81,8 +85,11 @@ def mini_clip() -> nn.Module:
             f"the packaged '{MINI_CLIP}' weights are missing ({MINI_CLIP_FILE}); reinstall restorezoo or rebuild "
             "them with `python benchmarks/train_mini_clip.py`"
         )
-    clip, _ = mini_clip_architecture()
-    clip.visual.load_state_dict(load_state_dict(MINI_CLIP_FILE), strict=True)
+    state = load_state_dict(MINI_CLIP_FILE)
+    # the attention pool has one position per 32² cell of the input, plus the pooled token
+    side = 32 * math.isqrt(state["attnpool.positional_embedding"].shape[0] - 1)
+    clip, _ = mini_clip_architecture(side)
+    clip.visual.load_state_dict(state, strict=True)
     return clip.visual.eval()
 
 
