@@ -109,16 +109,18 @@ def blurred_test_photos(blur_sigma: float, size: int) -> tuple[list[str], torch.
     """The test photos' centre crops and their Gaussian-blurred copies: the sweep's inputs."""
     names = list(SAMPLE_PHOTOS["test"])
     hq = torch.stack([center_crop(sample_photo(n), size) for n in names])
-    # the quickstart pipeline's kernel, 2·ceil(3·3.0) + 1 for its σ range (0.5, 3.0); the strength run's (0.3, 3.5)
-    # gives 23, which changes these σ 2 inputs by at most 3.1e-6
+    # the quickstart pipeline's kernel, 2·ceil(3·3.0) + 1 for its σ range (0.5, 3.0); the strength run's (0.3, 4.0)
+    # gives 25, which changes these σ 2 inputs by at most 3.1e-6
     return names, hq, ops.gaussian_blur(hq, [blur_sigma] * len(names), kernel_size=19).clamp(0, 1)
 
 
-def sigma_sweep(model: Any, blur_sigma: float, size: int) -> tuple[list[str], torch.Tensor, torch.Tensor, list[float]]:
+def sigma_sweep(
+    model: Any, blur_sigma: float, size: int, values: tuple[float, ...] = SIGMAS
+) -> tuple[list[str], torch.Tensor, torch.Tensor, list[float]]:
     """Restore the blurred test photos with "Deblur with sigma s;" for every s; gradient energy per (photo, s)."""
     names, hq, lq = blurred_test_photos(blur_sigma, size)
     outputs, energy = [], []
-    for s in tqdm(SIGMAS, desc="sigma sweep"):
+    for s in tqdm(values, desc="sigma sweep"):
         batch = {"lq": lq, "prompt": [f"Deblur with sigma {s:.1f};"] * len(names),
                  "caption": [SAMPLE_CAPTIONS[n] for n in names]}
         out = model.restore(batch).clamp(0, 1)
@@ -154,6 +156,23 @@ def sweep_lines(model: Any, grid_path: Path) -> list[str]:
     return lines
 
 
+NEIGHBOURS = (2.9, 3.0, 3.1, 3.5)
+"""Prompts around the sweep's last value: does the energy fall with the number, or only at "3.0"?"""
+
+
+def neighbour_line(model: Any) -> str:
+    """Mean gradient energy and PSNR at the prompts around s = 3.0, on the same blurred photos."""
+    _, _, energy, psnrs = sigma_sweep(model, 2.0, 96, NEIGHBOURS)
+    cells = ", ".join(f"{s:.1f}: {1e3 * float(e):.3f} ({p:.2f} dB)" for s, e, p in zip(NEIGHBOURS, energy.mean(0), psnrs))
+    return f"Around s = 3.0 (mean gradient energy ×1e3, PSNR): {cells}."
+
+
+def strength_sigma_range() -> list[float]:
+    """The blur σ range the strength run trains on, as its config gives it."""
+    spec = yaml.safe_load(STRENGTH_CONFIG.read_text())["data"]["init_args"]["train"][0]["init_args"]
+    return spec["parameterized"]["blur_sigma"]
+
+
 def sweep_reference() -> str:
     """The blurred inputs' and the clean photos' gradient energy and PSNR, to read the sweep against."""
     _, hq, lq = blurred_test_photos(2.0, 96)
@@ -180,9 +199,11 @@ def spire_section(spire: Any, additive: Any, strength: Any, strength_training: s
         "",
         *sweep_lines(spire, grid_path),
         "**The strength run** (`configs/spire/strength_quickstart.yaml`: the same SPIRE and budget per step, "
-        f"trained on the blur stage alone, σ in [0.3, 3.5], {strength_training}):",
+        f"trained on the blur stage alone, σ in {strength_sigma_range()}, {strength_training}):",
         "",
         *sweep_lines(strength, grid_path.with_name("miniature_spire_strength.png")),
+        neighbour_line(strength),
+        "",
     ]
     prompts = [f"Deblur with sigma {s:.1f};" for s in SIGMAS] + [SPIRE_BLIND_PROMPT]
     embedded = spire.sd.encode_text(prompts).flatten(1)
