@@ -62,7 +62,7 @@ def batch(
     generator: torch.Generator,
     degradations: dict,
     word_only: float = 0.0,
-    image_size: int = 64,
+    image_size: int | tuple[int, int] = 64,
 ) -> tuple:
     """Degraded crops resized to the tower's ``image_size`` and their captions; with probability ``word_only`` a caption is only the
     degradation's words ("clean" for a clean crop), as DA-CLIP's degradation texts are."""

@@ -128,7 +128,7 @@ def _ssim_prepared(x: Tensor, y: Tensor) -> Tensor:
     def filt(t: Tensor) -> Tensor:
         # No padding: BasicSR filters with borders then drops 5 pixels per side, i.e. keeps the valid part.
         # The window is an outer product, so a column pass then a row pass equals BasicSR's 2-D filter
-        # (float64, to the last bits) at 2·11 instead of 11² multiplies per pixel: ~15x faster on a CPU.
+        # (float64, to the last bits) at 2·11 instead of 11² multiplies per pixel (benchmarks/ssim_filter_speed.py).
         return F.conv2d(F.conv2d(t, column, groups=channels), row, groups=channels)
 
     c1 = (0.01 * 255.0) ** 2
