@@ -130,11 +130,16 @@ def sigma_sweep(
     return names, torch.stack(outputs, dim=1), torch.stack(energy, dim=1), psnrs
 
 
-def sweep_lines(model: Any, grid_path: Path) -> list[str]:
-    """The sweep's table (gradient energy per photo and s, PSNR), whether it rises with s, and its image grid."""
+def sweep_lines(model: Any, grid_path: Path, neighbours: tuple[float, ...] = ()) -> list[str]:
+    """The sweep's table (gradient energy per photo and s, PSNR), whether it rises with s, and its image grid;
+    with ``neighbours``, a line of the mean energy and PSNR at those prompts too (one sweep for both)."""
     from restorezoo.data.io import save_image
 
-    names, outputs, energy, psnrs = sigma_sweep(model, 2.0, 96)
+    values = SIGMAS + tuple(v for v in neighbours if v not in SIGMAS)
+    names, outputs, energy, psnrs = sigma_sweep(model, 2.0, 96, values)
+    around = [values.index(v) for v in neighbours]
+    around_cells = ", ".join(f"{values[k]:.1f}: {1e3 * float(energy[:, k].mean()):.3f} ({psnrs[k]:.2f} dB)" for k in around)
+    outputs, energy, psnrs = outputs[:, : len(SIGMAS)], energy[:, : len(SIGMAS)], psnrs[: len(SIGMAS)]
     mean = energy.mean(0)
     rising = bool((mean.diff() > 0).all())
     per_photo = [bool((row.diff() > 0).all()) for row in energy]
@@ -153,18 +158,13 @@ def sweep_lines(model: Any, grid_path: Path) -> list[str]:
     save_image(grid, grid_path)
     lines += [f"![sigma sweep]({grid_path.name}) (rows: photos; columns: s = "
               + ", ".join(f"{s:.1f}" for s in SIGMAS) + ")", ""]
+    if neighbours:
+        lines += [f"Around s = 3.0 (mean gradient energy ×1e3, PSNR): {around_cells}.", ""]
     return lines
 
 
 NEIGHBOURS = (2.9, 3.0, 3.1, 3.5)
 """Prompts around the sweep's last value: does the energy fall with the number, or only at "3.0"?"""
-
-
-def neighbour_line(model: Any) -> str:
-    """Mean gradient energy and PSNR at the prompts around s = 3.0, on the same blurred photos."""
-    _, _, energy, psnrs = sigma_sweep(model, 2.0, 96, NEIGHBOURS)
-    cells = ", ".join(f"{s:.1f}: {1e3 * float(e):.3f} ({p:.2f} dB)" for s, e, p in zip(NEIGHBOURS, energy.mean(0), psnrs))
-    return f"Around s = 3.0 (mean gradient energy ×1e3, PSNR): {cells}."
 
 
 def strength_sigma_range() -> list[float]:
@@ -201,9 +201,7 @@ def spire_section(spire: Any, additive: Any, strength: Any, strength_training: s
         "**The strength run** (`configs/spire/strength_quickstart.yaml`: the same SPIRE and budget per step, "
         f"trained on the blur stage alone, σ in {strength_sigma_range()}, {strength_training}):",
         "",
-        *sweep_lines(strength, grid_path.with_name("miniature_spire_strength.png")),
-        neighbour_line(strength),
-        "",
+        *sweep_lines(strength, grid_path.with_name("miniature_spire_strength.png"), NEIGHBOURS),
     ]
     prompts = [f"Deblur with sigma {s:.1f};" for s in SIGMAS] + [SPIRE_BLIND_PROMPT]
     embedded = spire.sd.encode_text(prompts).flatten(1)
