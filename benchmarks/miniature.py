@@ -208,7 +208,7 @@ def spire_section(spire: Any, additive: Any, strength: Any, strength_training: s
     gap = (embedded[0] - embedded[len(SIGMAS) - 1]).norm() / embedded[0].norm()
     blind_gap = (embedded[len(SIGMAS) - 1] - embedded[-1]).norm() / embedded[0].norm()
     lines += [
-        f"How far apart the restoration prompts reach the ControlNet: mini-sd's (random, frozen) text encoder puts "
+        f"How far apart the restoration prompts reach the ControlNet: mini-sd's frozen text encoder (random but its number tokens, benchmarks/train_mini_sd.py) puts "
         f"\"Deblur with sigma 0.5;\" and \"… 3.0;\" {100 * float(gap):.1f} % apart (relative L2 of the 77×32 "
         f"embeddings), \"… 3.0;\" and the blind prompt {100 * float(blind_gap):.1f} % apart.",
         "",

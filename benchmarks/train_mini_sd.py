@@ -16,7 +16,9 @@ real SD 1.5 folder takes. What differs from SD 1.5, and why:
   (``SAMPLE_CAPTIONS``; 10 % dropped, as SD's classifier-free guidance training).
 * **Text encoder**: SD's CLIP text architecture at 32-d, randomly initialised and frozen (there is
   no text corpus here to train it on); CLIP's real BPE tokenizer (open_clip ships its vocabulary)
-  written as ``vocab.json``/``merges.txt``, so SD's ``CLIPTokenizer`` reads it.
+  written as ``vocab.json``/``merges.txt``, so SD's ``CLIPTokenizer`` reads it. Only the embeddings
+  of the digit tokens and "." are then fitted (``number_aware_digits``), because SPIRE reads numbers
+  ("Deblur with sigma 3.0;") through this frozen tower and a random one writes "3.0" next to "0.3".
 
 Reproducible from ``--seed`` (fixed step counts, one generator). Writes a log of losses and
 held-out reconstruction PSNR (``train_log.jsonl`` next to the weights) and a summary table::
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,13 @@ from tqdm.auto import tqdm
 from restorezoo.data.sample_photos import SAMPLE_CAPTIONS as CAPTIONS
 from restorezoo.data.sample_photos import SAMPLE_PHOTOS, center_crop, sample_photo
 from restorezoo.metrics.functional import psnr
-from restorezoo.models.stable_diffusion import SD15_SCHEDULER, TINY_TEXT_CONFIG, write_clip_tokenizer
+from restorezoo.models.stable_diffusion import (
+    SD15_SCHEDULER,
+    TINY_TEXT_CONFIG,
+    FrozenStableDiffusion,
+    OpenCLIPTokenizer,
+    write_clip_tokenizer,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "restorezoo" / "assets" / "mini-sd"
 
@@ -253,16 +262,144 @@ def latent_scale(vae: torch.nn.Module, photos: dict[str, torch.Tensor], generato
     return float(1.0 / latents.std())
 
 
-def train_unet(args: argparse.Namespace, vae: torch.nn.Module, photos: dict[str, torch.Tensor], log: Path):
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+# ====================================================================== number tokens
+def number_tokens(tokenizer: Any) -> list[int]:
+    """The ids of "0"…"9" and "." (open_clip's BPE writes every digit of a number as its own token)."""
+    return [int(tokenizer([symbol])[0, 1]) for symbol in [*"0123456789", "."]]
+
+
+def restoration_prompts_varying(stage: str, values: list[float], rng: random.Random) -> list[str]:
+    """SPIRE's restoration prompts that differ only in ``stage``'s value, inside a random set of other
+    stages (each kept with p 0.5, the pipeline's skip rate) drawn once for the batch."""
+    from restorezoo.data.degrade.parameterized import STAGES, restoration_prompt
+
+    others = {name: draw_value(name, rng) for name in STAGES if name != stage and rng.random() < 0.5}
+    keys = {"blur": "sigma", "downsample": "scale", "noise": "sigma", "jpeg": "quality"}
+    prompts = []
+    for value in values:
+        chosen = {**others, stage: value}
+        prompts.append(restoration_prompt([{"stage": name, keys[name]: chosen[name]} for name in STAGES
+                                           if name in chosen], with_values=True))
+    return prompts
+
+
+def draw_value(stage: str, rng: random.Random) -> float:
+    """One value of ``stage`` from the parameterized pipeline's default range, at its printed precision."""
+    from restorezoo.data.degrade.parameterized import Parameterized
+
+    pipeline = Parameterized()
+    low, high = {"blur": pipeline.blur_sigma, "downsample": pipeline.scale, "noise": pipeline.noise_sigma,
+                 "jpeg": pipeline.jpeg_quality}[stage]
+    return round(rng.uniform(low, high), {"blur": 1, "downsample": 1, "noise": 2, "jpeg": 0}[stage])
+
+
+def number_aware_digits(
+    text_encoder: torch.nn.Module, tokenizer: Any, seed: int, steps: int, lr: float = 1e-2, log: Path | None = None
+) -> None:
+    """Fit the number tokens' embedding rows so the frozen tower's output is distance-preserving in the value.
+
+    SD's real CLIP tower learnt from its corpus that "2.9" and "3.0" are close; a random one does not (its
+    nearest prompt to "Deblur with sigma 3.0;" is "…0.3;", the same tokens reordered), and SPIRE's
+    strength control then dips at 3.0. Each step draws up to 16 values of one stage (others fixed) and
+    matches the pairwise distances of the whole 77×D output to the values' distances, both divided by
+    their mean (multidimensional scaling onto the number line). Only the 11 rows move; no caption has a
+    digit or ".", so every caption's embedding, and the UNet prior trained on them, is unchanged
+    (asserted). Adam, constant ``lr``; one Python generator from ``seed``.
+    """
+    from restorezoo.data.degrade.parameterized import STAGES
+
+    rng = random.Random(seed)
+    table = text_encoder.embeddings.token_embedding.weight
+    rows = torch.tensor(number_tokens(tokenizer))
+    frozen = table.detach().clone()
+    moving = torch.zeros(table.shape[0], 1, dtype=torch.bool)
+    moving[rows] = True
+    captions = tokenizer(sorted(set(CAPTIONS.values())) + [""])
+    with torch.no_grad():
+        before = text_encoder(captions)[0]
+    table.requires_grad_(True)
+    optimizer = torch.optim.Adam([table], lr=lr)
+    bar = tqdm(range(steps), desc="number tokens")
+    window: list[float] = []
+    for step in bar:
+        stage = rng.choice(STAGES)
+        values = sorted({draw_value(stage, rng) for _ in range(16)})
+        features = text_encoder(tokenizer(restoration_prompts_varying(stage, values, rng)))[0].flatten(1)
+        feature_distance = torch.pdist(features)
+        value_distance = torch.pdist(torch.tensor(values)[:, None])
+        loss = (feature_distance / feature_distance.mean() - value_distance / value_distance.mean()).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            table.copy_(torch.where(moving, table, frozen))
+        window = (window + [float(loss.detach())])[-100:]
+        bar.set_postfix(loss=f"{sum(window) / len(window):.4f}")
+        if log is not None:
+            log_line(log, {"stage": "number_tokens", "step": step, "loss": window[-1]})
+    table.requires_grad_(False)
+    with torch.no_grad():
+        if not torch.equal(text_encoder(captions)[0], before):
+            raise RuntimeError("a caption's embedding changed: a caption holds a number token")
+
+
+def number_geometry(text_encoder: torch.nn.Module, tokenizer: Any) -> dict[str, Any]:
+    """How the tower writes "Deblur with sigma s;" for s = 0.3 … 4.0: the Spearman correlation of the
+    outputs' pairwise distances with |s − s'| and the nearest other value of each s."""
+    from scipy.stats import spearmanr
+
+    values = [round(0.3 + 0.1 * i, 1) for i in range(38)]
+    with torch.no_grad():
+        features = text_encoder(tokenizer([f"Deblur with sigma {v:.1f};" for v in values]))[0].flatten(1).double()
+    distance = torch.cdist(features, features)
+    upper = torch.triu_indices(len(values), len(values), 1)
+    gaps = torch.tensor(values)[:, None].sub(torch.tensor(values)[None]).abs()
+    rho = float(spearmanr(distance[upper[0], upper[1]].numpy(), gaps[upper[0], upper[1]].numpy()).correlation)
+    distance.fill_diagonal_(float("inf"))
+    nearest = {v: values[int(distance[i].argmin())] for i, v in enumerate(values)}
+    return {"spearman": rho, "nearest": nearest}
+
+
+def random_tower(seed: int) -> torch.nn.Module:
+    """The frozen random CLIP text tower of ``seed``, drawn as ``train_unet`` draws it."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from restorezoo.models.stable_diffusion import OpenCLIPTokenizer
+    torch.manual_seed(seed + 1)
+    return CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).eval().requires_grad_(False)
 
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    torch.manual_seed(args.seed + 1)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).eval().requires_grad_(False)
+
+def redo_number_tokens(args: argparse.Namespace) -> None:
+    """``--number-tokens-only``: the seed's random tower, its number tokens fitted, into ``--out``.
+
+    A full run draws the same tower and fits it the same way before the UNet trains, so this gives the
+    folder a full run would write. Refuses a folder whose tower is not the seed's (beyond those rows).
+    """
+    out = Path(args.out)
+    folder_tower = FrozenStableDiffusion.from_pretrained(str(out)).text_encoder.float()
     tokenizer = OpenCLIPTokenizer()
+    text_encoder = random_tower(args.seed)
+    captions = tokenizer(sorted(set(CAPTIONS.values())) + [""])
+    with torch.no_grad():
+        if not torch.equal(folder_tower(captions)[0], text_encoder(captions)[0]):
+            raise SystemExit(f"{out}'s text tower is not the random tower of seed {args.seed}: train the folder anew")
+    log = out / "train_log.jsonl"
+    kept = [line for line in log.read_text().splitlines() if json.loads(line)["stage"] != "number_tokens"]
+    log.write_text("".join(line + "\n" for line in kept))
+    before = number_geometry(text_encoder, tokenizer)
+    number_aware_digits(text_encoder, tokenizer, args.seed + 2, args.number_steps, log=log)
+    text_encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
+    report_path = Path(args.report or out / "training.md")
+    head = report_path.read_text().split("\n" + NUMBER_HEADING)[0].rstrip("\n") + "\n"
+    report_path.write_text(head + "\n" + number_report(log, before, number_geometry(text_encoder, tokenizer)))
+    print(report_path.read_text())
+
+
+def train_unet(args: argparse.Namespace, vae: torch.nn.Module, photos: dict[str, torch.Tensor], log: Path):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    text_encoder = random_tower(args.seed)
+    tokenizer = OpenCLIPTokenizer()
+    number_aware_digits(text_encoder, tokenizer, args.seed + 2, args.number_steps, log=log)
     prompts = sorted(set(CAPTIONS[name] for name in photos)) + [""]
     with torch.no_grad():
         embedded = dict(zip(prompts, text_encoder(tokenizer(prompts))[0]))
@@ -342,6 +479,32 @@ def summary(log: Path, args: argparse.Namespace, seconds: float) -> str:
     return "\n".join(lines)
 
 
+NUMBER_HEADING = "## Number tokens"
+
+
+def number_report(log: Path, before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The number-token stage's paragraph of ``training.md``: its loss and the tower's number geometry."""
+    losses = [json.loads(line)["loss"] for line in log.read_text().splitlines()
+              if json.loads(line)["stage"] == "number_tokens"]
+    first, last = losses[: min(100, len(losses))], losses[-min(100, len(losses)) :]
+    probe = (0.5, 1.0, 2.0, 2.5, 2.9, 3.0, 3.1)
+    return "\n".join([
+        NUMBER_HEADING,
+        "",
+        f"{len(losses)} steps (`number_aware_digits`), distance-matching loss {sum(first) / len(first):.4f} "
+        f"(first {len(first)}) → {sum(last) / len(last):.4f} (last {len(last)}). \"Deblur with sigma s;\" for "
+        "s = 0.3 … 4.0, before → after:",
+        "",
+        "| | random rows | fitted rows |",
+        "|---|---:|---:|",
+        f"| Spearman ρ (output distance vs \\|s − s'\\|) | {before['spearman']:.3f} | {after['spearman']:.3f} |",
+        *(f"| nearest other prompt to s = {v} | {before['nearest'][v]} | {after['nearest'][v]} |" for v in probe),
+        "",
+        "No caption holds a digit or \".\": every caption's embedding, so the UNet prior, is unchanged (asserted).",
+        "",
+    ])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (diffusers layout)")
@@ -358,8 +521,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="channels of the autoencoder's one block")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--vae-only", action="store_true", help="train and report the autoencoder only (probes)")
+    parser.add_argument("--number-steps", type=int, default=2000, help="steps of the number-token stage")
+    parser.add_argument("--number-tokens-only", action="store_true",
+                        help="redo only the number-token stage on the tower of --seed, into an existing --out "
+                             "(the UNet reads no number token, so the rest of the folder stays valid)")
     parser.add_argument("--report", default=None, help="summary markdown (default: <out>/training.md)")
     args = parser.parse_args(argv)
+    if args.number_tokens_only:
+        redo_number_tokens(args)
+        return
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,6 +544,8 @@ def main(argv: list[str] | None = None) -> None:
     unet, text_encoder, scale = train_unet(args, vae, photos, log)
     save(args, vae, unet, text_encoder, scale)
     report = summary(log, args, time.perf_counter() - start)
+    report += "\n" + number_report(log, number_geometry(random_tower(args.seed), OpenCLIPTokenizer()),
+                                    number_geometry(text_encoder, OpenCLIPTokenizer()))
     Path(args.report or out / "training.md").write_text(report)
     print(report)
 

@@ -141,3 +141,48 @@ def test_mini_sd_autoencoder_is_exact_to_70_db_in_float_on_whole_held_out_photos
     scores = [float(psnr(mini_sd.decode_latents(mini_sd.encode_image(p[None])), p[None], quantize=False))
               for p in (sample_photo(name) for name in names)]
     assert min(scores) > 70.0, dict(zip(names, scores))
+
+
+# ---------------------------------------------------------------------- the text tower's number tokens
+def test_mini_sd_text_tower_is_the_seeded_random_tower_but_its_number_tokens(mini_sd):
+    from benchmarks.train_mini_sd import number_tokens, random_tower
+
+    tokenizer = OpenCLIPTokenizer()
+    random_state = random_tower(0).state_dict()
+    packaged = mini_sd.text_encoder.float().state_dict()
+    assert set(random_state) == set(packaged)
+    for key, value in packaged.items():
+        if key != "embeddings.token_embedding.weight":
+            assert torch.equal(value, random_state[key]), key
+    rows = torch.tensor(number_tokens(tokenizer))
+    table, random_table = packaged["embeddings.token_embedding.weight"], random_state["embeddings.token_embedding.weight"]
+    others = torch.ones(table.shape[0], dtype=torch.bool)
+    others[rows] = False
+    assert torch.equal(table[others], random_table[others])
+    assert not torch.equal(table[rows], random_table[rows])
+
+
+def test_mini_sd_writes_nearby_restoration_strengths_nearby(mini_sd):
+    """SPIRE's strength control needs "3.0" next to "2.9" and "3.1"; the random tower put it next to "0.3"."""
+    from benchmarks.train_mini_sd import number_geometry, random_tower
+
+    tokenizer = OpenCLIPTokenizer()
+    fitted = number_geometry(mini_sd.text_encoder.float(), tokenizer)
+    random = number_geometry(random_tower(0), tokenizer)
+    assert random["nearest"][3.0] == 0.3 and random["spearman"] < 0.5  # what the fit repairs
+    assert fitted["spearman"] > 0.9, fitted["spearman"]
+    far = {s: n for s, n in fitted["nearest"].items() if s <= 3.9 and abs(s - n) > 0.2 + 1e-9}
+    assert not far, far
+
+
+def test_number_token_fit_moves_only_number_rows_and_keeps_every_caption():
+    from benchmarks.train_mini_sd import number_aware_digits, number_tokens, random_tower
+
+    tokenizer = OpenCLIPTokenizer()
+    tower = random_tower(3)
+    before = tower.embeddings.token_embedding.weight.detach().clone()
+    number_aware_digits(tower, tokenizer, seed=0, steps=30)  # raises if a caption's embedding moved
+    after = tower.embeddings.token_embedding.weight.detach()
+    changed = (after != before).any(dim=1).nonzero().flatten().tolist()
+    assert sorted(changed) == sorted(number_tokens(tokenizer))
+    assert not tower.embeddings.token_embedding.weight.requires_grad
