@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# The demo's restore path with the quickstart checkpoints",
         "",
-        f"`python benchmarks/demo_quickstarts.py --ckpt {' '.join(shelf.labels)}` "
+        f"`python benchmarks/demo_quickstarts.py --ckpt {' '.join(args.ckpt)}` "
         f"({(time.perf_counter() - start) / 60:.1f} min on CPU): the sample's test photos ({args.max_side} px) with "
         "noise σ 50, uploaded as PNG and restored through `restorezoo.demo.restore_file`, the function behind "
         "the page's Restore button.",

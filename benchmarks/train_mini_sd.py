@@ -300,7 +300,7 @@ def number_aware_digits(
 
     SD's real CLIP tower learnt from its corpus that "2.9" and "3.0" are close; a random one does not (its
     nearest prompt to "Deblur with sigma 3.0;" is "…0.3;", the same tokens reordered), and SPIRE's
-    strength control then dips at 3.0. Each step draws up to 16 values of one stage (others fixed) and
+    strength control dipped at 3.0. Each step draws up to 16 values of one stage (others fixed) and
     matches the pairwise distances of the whole 77×D output to the values' distances, both divided by
     their mean (multidimensional scaling onto the number line). Only the 11 rows move; no caption has a
     digit or ".", so every caption's embedding, and the UNet prior trained on them, is unchanged

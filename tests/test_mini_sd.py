@@ -135,6 +135,30 @@ def test_diffrestorer_quickstart_on_mini_sd_restores_noise_and_classifies_held_o
     assert total == 96 and right / total >= 0.55, f"{right} / {total}"
 
 
+@pytest.mark.slow  # the strength run's fit as configured: about an hour on one CPU thread
+def test_spire_strength_run_sharpens_monotonically_with_the_prompted_sigma(tmp_path):
+    """SPIRE's Fig. 7 in miniature: "Deblur with sigma s;" for s = 0.5 … 3.0 on the same σ 2 blurred
+    test photos gives outputs whose mean gradient energy rises with s (benchmarks/miniature.py's sweep)."""
+    import os
+
+    from benchmarks.miniature import SIGMAS, STRENGTH_CONFIG, sigma_sweep
+    from restorezoo.cli import main
+    from restorezoo.models import SPIRE
+
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        main(["fit", "--config", str(STRENGTH_CONFIG)])
+    finally:
+        os.chdir(previous)
+    model = SPIRE.from_checkpoint(tmp_path / "runs/spire-strength/checkpoints/last.ckpt").eval()
+    with torch.no_grad():
+        _, _, energy, _ = sigma_sweep(model, 2.0, 96, SIGMAS)
+    mean = energy.mean(0)
+    assert (mean.diff() > 0).all(), dict(zip(SIGMAS, mean.tolist()))
+    assert float(mean.max() / mean.min()) > 1.2  # the prompt moves the output, not by rounding noise
+
+
 def test_mini_sd_autoencoder_is_exact_to_70_db_in_float_on_whole_held_out_photos(mini_sd):
     """The README's "77–80 dB in float": whole val/test photos, unquantised PSNR of the round trip."""
     names = SAMPLE_PHOTOS["val"] + SAMPLE_PHOTOS["test"]
