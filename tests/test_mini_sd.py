@@ -210,3 +210,14 @@ def test_number_token_fit_moves_only_number_rows_and_keeps_every_caption():
     changed = (after != before).any(dim=1).nonzero().flatten().tolist()
     assert sorted(changed) == sorted(number_tokens(tokenizer))
     assert not tower.embeddings.token_embedding.weight.requires_grad
+
+
+def test_strength_sweep_inputs_do_not_depend_on_the_kernel_size():
+    """benchmarks/miniature.py blurs the sweep's σ 2 inputs with the quickstart pipeline's 19-tap kernel;
+    the strength run's σ range would give 25 taps. Its comment says the difference is at most 3.1e-6."""
+    from benchmarks.miniature import blurred_test_photos
+    from restorezoo.data.degrade import ops
+
+    _, hq, lq = blurred_test_photos(2.0, 96)
+    wide = ops.gaussian_blur(hq, [2.0] * len(hq), kernel_size=25).clamp(0, 1)
+    assert float((wide - lq).abs().max()) < 4e-6
