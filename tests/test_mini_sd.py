@@ -139,19 +139,10 @@ def test_diffrestorer_quickstart_on_mini_sd_restores_noise_and_classifies_held_o
 def test_spire_strength_run_sharpens_monotonically_with_the_prompted_sigma(tmp_path):
     """SPIRE's Fig. 7 in miniature: "Deblur with sigma s;" for s = 0.5 … 3.0 on the same σ 2 blurred
     test photos gives outputs whose mean gradient energy rises with s (benchmarks/miniature.py's sweep)."""
-    import os
-
-    from benchmarks.miniature import SIGMAS, STRENGTH_CONFIG, sigma_sweep
-    from restorezoo.cli import main
+    from benchmarks.miniature import SIGMAS, STRENGTH_CONFIG, fit, sigma_sweep
     from restorezoo.models import SPIRE
 
-    previous = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        main(["fit", "--config", str(STRENGTH_CONFIG)])
-    finally:
-        os.chdir(previous)
-    model = SPIRE.from_checkpoint(tmp_path / "runs/spire-strength/checkpoints/last.ckpt").eval()
+    model = SPIRE.from_checkpoint(fit(STRENGTH_CONFIG, "spire-strength", tmp_path)).eval()
     with torch.no_grad():
         _, _, energy, _ = sigma_sweep(model, 2.0, 96, SIGMAS)
     mean = energy.mean(0)
