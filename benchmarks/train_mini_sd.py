@@ -30,6 +30,7 @@ held-out reconstruction PSNR (``train_log.jsonl`` next to the weights) and a sum
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import random
@@ -271,26 +272,33 @@ def number_tokens(tokenizer: Any) -> list[int]:
 def restoration_prompts_varying(stage: str, values: list[float], rng: random.Random) -> list[str]:
     """SPIRE's restoration prompts that differ only in ``stage``'s value, inside a random set of other
     stages (each kept with p 0.5, the pipeline's skip rate) drawn once for the batch."""
-    from restorezoo.data.degrade.parameterized import STAGES, restoration_prompt
+    from restorezoo.data.degrade.parameterized import _STAGE_WORDS, STAGES, restoration_prompt
 
     others = {name: draw_value(name, rng) for name in STAGES if name != stage and rng.random() < 0.5}
-    keys = {"blur": "sigma", "downsample": "scale", "noise": "sigma", "jpeg": "quality"}
     prompts = []
     for value in values:
         chosen = {**others, stage: value}
-        prompts.append(restoration_prompt([{"stage": name, keys[name]: chosen[name]} for name in STAGES
+        prompts.append(restoration_prompt([{"stage": name, _STAGE_WORDS[name][1]: chosen[name]} for name in STAGES
                                            if name in chosen], with_values=True))
     return prompts
 
 
-def draw_value(stage: str, rng: random.Random) -> float:
-    """One value of ``stage`` from the parameterized pipeline's default range, at its printed precision."""
+@functools.cache
+def _default_ranges() -> dict[str, tuple[float, float]]:
+    """Each stage's default value range in the parameterized pipeline (read once)."""
     from restorezoo.data.degrade.parameterized import Parameterized
 
     pipeline = Parameterized()
-    low, high = {"blur": pipeline.blur_sigma, "downsample": pipeline.scale, "noise": pipeline.noise_sigma,
-                 "jpeg": pipeline.jpeg_quality}[stage]
-    return round(rng.uniform(low, high), {"blur": 1, "downsample": 1, "noise": 2, "jpeg": 0}[stage])
+    return {"blur": pipeline.blur_sigma, "downsample": pipeline.scale, "noise": pipeline.noise_sigma,
+            "jpeg": pipeline.jpeg_quality}
+
+
+def draw_value(stage: str, rng: random.Random) -> float:
+    """One value of ``stage`` from the parameterized pipeline's default range, at its printed precision."""
+    from restorezoo.data.degrade.parameterized import _STAGE_WORDS
+
+    low, high = _default_ranges()[stage]
+    return round(rng.uniform(low, high), _STAGE_WORDS[stage][2])
 
 
 def number_aware_digits(
