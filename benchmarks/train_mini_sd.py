@@ -48,7 +48,6 @@ from restorezoo.metrics.functional import psnr
 from restorezoo.models.stable_diffusion import (
     SD15_SCHEDULER,
     TINY_TEXT_CONFIG,
-    FrozenStableDiffusion,
     OpenCLIPTokenizer,
     write_clip_tokenizer,
 )
@@ -383,7 +382,9 @@ def redo_number_tokens(args: argparse.Namespace) -> None:
     folder a full run would write. Refuses a folder whose tower is not the seed's (beyond those rows).
     """
     out = Path(args.out)
-    folder_tower = FrozenStableDiffusion.from_pretrained(str(out)).text_encoder.float()
+    from transformers import CLIPTextModel
+
+    folder_tower = CLIPTextModel.from_pretrained(out, subfolder="text_encoder").float().eval()  # the tower alone
     tokenizer = OpenCLIPTokenizer()
     text_encoder = random_tower(args.seed)
     captions = tokenizer(sorted(set(CAPTIONS.values())) + [""])
