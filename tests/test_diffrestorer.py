@@ -123,6 +123,28 @@ def test_refinement_decoder_equals_the_plain_decoder_at_initialisation(model: Di
     assert not torch.allclose(a, b)
 
 
+def test_a_one_level_vae_like_mini_sds_gets_one_full_size_refinement_block():
+    """mini-sd's VAE has one level (latents at image size) and so no upsampling up-block: its decoder
+    gets one refinement block at full size, fusing the encoder's level-0 feature; fresh, it is SD's decoder."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(8,), down_block_types=("DownEncoderBlock2D",),
+                        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=1).eval()
+    decoder = DegradationAwareDecoder(vae, degradation_dim=16)
+    assert len(decoder.refinement) == 1 and decoder.levels == [0]
+    lq = torch.rand(2, 3, 16, 16)
+    features = vae_encoder_features(vae, lq)
+    assert [tuple(f.shape) for f in features] == [(2, 8, 16, 16)]
+    z = vae.encode(lq * 2 - 1).latent_dist.mean
+    p_d = torch.randn(2, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(z, features, p_d), vae.decode(z).sample, atol=1e-5, rtol=0)
+        torch.nn.init.normal_(decoder.refinement[0].zero_conv.weight, std=0.1)
+        moved = decoder(z, features, p_d) - decoder(z, vae_encoder_features(vae, torch.rand(2, 3, 16, 16)), p_d)
+    assert moved.abs().max() > 1e-3  # the LQ image reaches the output
+
+
 def test_restore_is_seedable_and_pads_odd_sizes(model: DiffRestorer):
     model.eval()
     lq = torch.rand(1, 3, 13, 19, generator=torch.Generator().manual_seed(1))
@@ -195,6 +217,29 @@ def test_decoder_stage_trains_the_decoder_and_discriminator_against_a_frozen_sta
         assert torch.equal(value, stage1_before[key]), key
     # restoring runs stage 1 and decodes with this decoder
     assert stage2.eval().restore({"lq": torch.rand(1, 3, 16, 16)}).shape == (1, 3, 16, 16)
+
+
+def test_restored_latents_train_the_decoder_on_what_stage1_samples_not_on_e_hq():
+    """``latents="restored"`` decodes stage 1's sampled latents of the LQ crop (seed = the step), which
+    restore() decodes too; "hq" (the paper's) decodes E(HQ); anything else is one clear line."""
+    from restorezoo.errors import RestoreZooError
+
+    stage2 = DiffRestorerDecoder(stage1={**TINY}, perceptual_weights="tiny-random", adversarial_weight=0.0,
+                                 latents="restored")
+    batch = _batch()
+    stage1, sd = stage2.stage1, stage2.stage1.sd
+    z0, cond = stage1.restored_latents(batch, seed=0, progress=False)
+    expected = (stage2.decoder(z0 / sd.scaling_factor, vae_encoder_features(sd.vae, batch["lq"]), cond["p_d"]) + 1) / 2
+    torch.testing.assert_close(stage2.reconstruct(batch), expected)
+    # the same latents restore() decodes: SD's decoder of them is restore(decoder="plain")
+    torch.testing.assert_close(sd.decode_latents(z0), stage1.restore(batch, decoder="plain", seed=0))
+    stage2.latents = "hq"
+    e_hq = sd.encode_image(batch["hq"]) / sd.scaling_factor
+    assert not torch.allclose(e_hq, z0 / sd.scaling_factor, atol=1e-3)
+    paper = (stage2.decoder(e_hq, vae_encoder_features(sd.vae, batch["lq"]), cond["p_d"]) + 1) / 2
+    torch.testing.assert_close(stage2.reconstruct(batch), paper)
+    with pytest.raises(RestoreZooError, match="latents must be one of hq, restored"):
+        DiffRestorerDecoder(stage1={**TINY}, perceptual_weights="tiny-random", latents="sampled")
 
 
 def test_the_papers_test_sets_are_presets_and_mixtures_keep_their_task(tmp_path: Path):

@@ -304,8 +304,10 @@ class DegradationAwareDecoder(nn.Module):
         encoder_channels = list(vae.config.block_out_channels)
         levels = len(encoder_channels)
         decoder_channels = list(reversed(encoder_channels))
-        # up block i (i < levels - 1) upsamples to 1/2^(levels-2-i): the encoder's level levels-2-i
-        self.levels = [levels - 2 - i for i in range(levels - 1)]
+        # up block i (i < levels - 1) upsamples to 1/2^(levels-2-i): the encoder's level levels-2-i. A
+        # one-level VAE (mini-sd: latents at image size) has no upsampling block; it gets one refinement
+        # block after its only up-block, at full size (the paper's z3), so its decoder still sees the LQ image.
+        self.levels = [levels - 2 - i for i in range(levels - 1)] or [0]
         self.refinement = nn.ModuleList(
             DegradationAwareRefinementBlock(decoder_channels[i], encoder_channels[level], degradation_dim)
             for i, level in enumerate(self.levels)

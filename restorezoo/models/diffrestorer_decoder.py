@@ -14,10 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from restorezoo.errors import RestoreZooError
 from restorezoo.models.base import RestorationModule
 from restorezoo.models.diffrestorer import DegradationAwareDecoder, DiffRestorer, vae_encoder_features
 from restorezoo.models.losses import PatchDiscriminator, PerceptualLoss
 from restorezoo.weights import resolve_weights
+
+TRAINING_LATENTS = ("hq", "restored")
+"""What the stage-2 decoder trains on: the paper's E(HQ), or stage 1's sampled latents (``latents``)."""
 
 
 def build_stage1(spec: str | dict[str, Any]) -> DiffRestorer:
@@ -52,6 +56,11 @@ class DiffRestorerDecoder(RestorationModule):
         train_decoder: train the decoder copy too (paper: only the encoder is frozen); False trains the
             refinement blocks alone.
         drb: False is Tab. V's "Ours decoder w/o DRB" (the decoder copy finetuned without refinement blocks).
+        latents: what the decoder learns to decode. "hq" is the paper's z0 = E(HQ). "restored" is restorezoo's,
+            for a backbone whose autoencoder is exact (mini-sd: E(HQ) decodes at 77–80 dB, so under "hq" the
+            L2 loss starts at zero and the LQ features have nothing to add): stage 1's sampled latents of the
+            LQ crop (its own steps, scheduler and ``lq_start``; seed = the training step), the latents the
+            decoder meets at test time, so the refinement blocks learn to repair the sampler's errors.
         disc_channels, disc_layers: PatchGAN width and depth.
         lr, betas, weight_decay: AdamW of the decoder and of the discriminator.
     """
@@ -69,6 +78,7 @@ class DiffRestorerDecoder(RestorationModule):
         adversarial_weight: float = 0.001,
         train_decoder: bool = True,
         drb: bool = True,
+        latents: str = "hq",
         disc_channels: int = 64,
         disc_layers: int = 3,
         lr: float = 1e-4,
@@ -79,6 +89,9 @@ class DiffRestorerDecoder(RestorationModule):
         self.save_hyperparameters()
         if isinstance(stage1, str) and Path(stage1).is_file():
             self.hparams["stage1"] = str(Path(stage1).resolve())  # reloads from any working directory
+        if latents not in TRAINING_LATENTS:
+            raise RestoreZooError(f"latents must be one of {', '.join(TRAINING_LATENTS)}, got '{latents}'")
+        self.latents = latents
         self.automatic_optimization = False
         self.hold("stage1", build_stage1(stage1))
         self.hold("perceptual", PerceptualLoss(perceptual_weights) if perceptual_weight > 0 else None)
@@ -98,12 +111,16 @@ class DiffRestorerDecoder(RestorationModule):
         return self.held("perceptual")
 
     def reconstruct(self, batch: dict[str, Any]) -> Tensor:
-        """The decoder's image of E(HQ) given the LQ image (training view), in [0, 1] (not clamped)."""
+        """The decoder's image of its training latents (``latents``) given the LQ image, in [0, 1] (not clamped)."""
         stage, sd = self.stage1, self.stage1.sd
         hq, lq = batch["hq"].float(), batch["lq"].float()
         stage._check_size(hq)
         with torch.no_grad():
-            latents = sd.encode_image(hq) / sd.scaling_factor
+            if self.latents == "restored":
+                scaled, _ = stage.restored_latents({**batch, "lq": lq}, seed=int(self.global_step), progress=False)
+            else:
+                scaled = sd.encode_image(hq)
+            latents = scaled / sd.scaling_factor
             features = vae_encoder_features(sd.vae, lq)
             p_d = stage.prompts(lq, stage.sampling_control)[1]
         return (self.decoder(latents, features, p_d).float() + 1) / 2
@@ -165,4 +182,4 @@ class DiffRestorerDecoder(RestorationModule):
         return self.stage1.restore(batch, decoder="drb", **sampling)
 
 
-__all__ = ["DiffRestorerDecoder", "build_stage1"]
+__all__ = ["TRAINING_LATENTS", "DiffRestorerDecoder", "build_stage1"]

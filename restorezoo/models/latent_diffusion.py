@@ -243,13 +243,36 @@ class LatentDiffusionRestorer(RestorationModule):
         ``condition_extra`` joins ``condition(batch)``: a subclass's per-call choices that ``predict_noise`` or
         ``decode`` read (Diff-Restorer's decoder), passed as arguments rather than smuggled in the batch.
         """
+        height, width = batch["lq"].shape[-2:]
+        z0, cond = self.restored_latents(
+            batch, steps=steps, guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, progress=progress,
+            condition_extra=condition_extra, lq_start=lq_start, **sampling,
+        )
+        tile = self.decode_tile if decode_tile is None else decode_tile
+        images = self.decode(z0, cond, tile_size=tile)
+        return images[..., :height, :width]
+
+    @torch.no_grad()
+    def restored_latents(
+        self,
+        batch: dict[str, Any],
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int | None = None,
+        scheduler: str | None = None,
+        progress: bool | None = None,
+        condition_extra: dict[str, Any] | None = None,
+        lq_start: float | None = None,
+        **sampling: Any,
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """The sampled (scaled) latents of ``batch``'s LQ images, padded to the latent grid, and the condition
+        they were sampled under: ``restore`` without the decoding (Diff-Restorer's decoder trains on them)."""
         if sampling:
             raise TypeError(
                 f"{type(self).__name__} sampling takes steps, guidance_scale, seed, scheduler, progress, "
                 f"decode_tile, lq_start; got {sorted(sampling)}"
             )
         lq = batch["lq"].float()
-        height, width = lq.shape[-2:]
         padded = pad_to_multiple(lq, self.pixel_multiple, "reflect")
         cond = {**self.condition({**batch, "lq": padded}), **(condition_extra or {})}
         scale = self.guidance_scale if guidance_scale is None else float(guidance_scale)
@@ -283,9 +306,7 @@ class LatentDiffusionRestorer(RestorationModule):
             init_latents=self.sd.encode_image(padded) if start is not None else None,
             strength=1.0 if start is None else float(start),
         )
-        tile = self.decode_tile if decode_tile is None else decode_tile
-        images = self.decode(z0, cond, tile_size=tile)
-        return images[..., :height, :width]
+        return z0, cond
 
 
 __all__ = ["LatentDiffusionRestorer"]
