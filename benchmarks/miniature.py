@@ -339,8 +339,8 @@ def misses_section(model: Any) -> list[str]:
         "### The single types left out of the quickstart's table",
         "",
         "Low light, haze, rain and snow are among the eight training types but not in the quickstart's test "
-        "table: at 300 steps they do not beat their inputs (PSNR and SSIM), measured here with the same "
-        "checkpoints, 3 test photos each, 96 px. With `lq_start: 0.6` the sampler starts from the noised LQ "
+        "table: at 300 steps, decoded with SD's decoder, they do not beat their inputs (PSNR and SSIM), measured "
+        "here with the same checkpoints, 3 test photos each, 96 px. With `lq_start: 0.6` the sampler starts from the noised LQ "
         "latent, whose low frequencies (brightness, the haze veil) survive; rain and snow inputs keep the "
         "photo's structure (SSIM 0.5–0.8), which the sampler at this scale does not.",
         "",

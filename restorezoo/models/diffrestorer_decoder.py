@@ -117,7 +117,7 @@ class DiffRestorerDecoder(RestorationModule):
         stage._check_size(hq)
         with torch.no_grad():
             if self.latents == "restored":
-                scaled, _ = stage.restored_latents({**batch, "lq": lq}, seed=int(self.global_step), progress=False)
+                scaled, _ = stage.restored_latents(batch, seed=int(self.global_step), progress=False)
             else:
                 scaled = sd.encode_image(hq)
             latents = scaled / sd.scaling_factor
