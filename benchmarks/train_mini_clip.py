@@ -54,6 +54,17 @@ DEGRADATIONS = {
 }
 """Each type's degradation spec and the words its captions add."""
 EIGHT = list(DIFFRESTORER_SAMPLE_TASKS)
+EXTRA_PHOTOS = {
+    "clock": "a grey wall clock",
+    "page": "a grey page of printed text",
+    "text": "grey handwritten text",
+    "cell": "a grey microscope image of a cell",
+    "colorwheel": "a colour wheel",
+    "checkerboard": "a grey checkerboard",
+    "microaneurysms": "a grey retinal scan",
+}
+"""scikit-image's other offline photos (in no split of the sample), for ``--extra-photos``: more content to
+tell degradation from."""
 
 
 def batch(
@@ -63,6 +74,7 @@ def batch(
     degradations: dict,
     word_only: float = 0.0,
     image_size: int | tuple[int, int] = 64,
+    tint: float = 0.0,
 ) -> tuple:
     """Degraded crops resized to the tower's ``image_size`` and their captions; with probability ``word_only`` a caption is only the
     degradation's words ("clean" for a clean crop), as DA-CLIP's degradation texts are."""
@@ -72,18 +84,29 @@ def batch(
         name = names[int(torch.randint(len(names), (1,), generator=generator))]
         kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
         photo = photos[name]
-        side = int(torch.randint(32, 161, (1,), generator=generator))
+        side = min(int(torch.randint(32, 161, (1,), generator=generator)), *photo.shape[-2:])
         top = int(torch.randint(photo.shape[-2] - side + 1, (1,), generator=generator))
         left = int(torch.randint(photo.shape[-1] - side + 1, (1,), generator=generator))
         crop = photo[None, :, top : top + side, left : left + side]
+        if tint and float(torch.rand((), generator=generator)) < tint:
+            crop = tinted(crop, generator)
         degraded, _ = degradations[kind](crop, generator=generator)
         images.append(clip_pixels(degraded.clamp(0, 1), image_size)[0])
         words = DEGRADATIONS[kind][1]
         if float(torch.rand((), generator=generator)) < word_only:
             texts.append(words or "clean")
         else:
-            texts.append(f"{SAMPLE_CAPTIONS[name]}, {words}" if words else SAMPLE_CAPTIONS[name])
+            caption = SAMPLE_CAPTIONS.get(name) or EXTRA_PHOTOS[name]
+            texts.append(f"{caption}, {words}" if words else caption)
     return torch.stack(images), texts
+
+
+def tinted(crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-channel gamma and gain: a grey crop turns colour (six of the ten train photos are grey, the three
+    test photos are colour, and colour changes how JPEG's chroma and the weather layers look)."""
+    gamma = torch.empty(1, 3, 1, 1).uniform_(0.6, 1.6, generator=generator)
+    gain = torch.empty(1, 3, 1, 1).uniform_(0.7, 1.0, generator=generator)
+    return crop.clamp(0, 1).pow(gamma) * gain
 
 
 @torch.no_grad()
@@ -134,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--image-size", type=int, default=64,
                         help="the ResNet tower's input side, a multiple of 32 (default 64)")
+    parser.add_argument("--extra-photos", action="store_true",
+                        help="also train on scikit-image's photos outside the sample's splits (EXTRA_PHOTOS)")
+    parser.add_argument("--tint", type=float, default=0.0,
+                        help="probability of a random per-channel gamma/gain on a crop before degrading (default 0)")
+    parser.add_argument("--width", type=int, default=8, help="the ResNet tower's base width (default 8)")
     args = parser.parse_args(argv)
 
     from safetensors.torch import save_file
@@ -146,8 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        clip, tokenizer = mini_clip_architecture(args.image_size) if args.tower == "resnet" else tiny_clip()
-    photos = {name: sample_photo(name) for name in SAMPLE_PHOTOS["train"]}
+        clip, tokenizer = mini_clip_architecture(args.image_size, args.width) if args.tower == "resnet" else tiny_clip()
+    names = [*SAMPLE_PHOTOS["train"], *(EXTRA_PHOTOS if args.extra_photos else ())]
+    photos = {name: sample_photo(name) for name in names}
     degradations = {kind: build_degradation(spec) for kind, (spec, _) in DEGRADATIONS.items()}
     optimizer = torch.optim.AdamW(clip.parameters(), lr=args.lr, weight_decay=0.1)
     records = [{"step": 0, "probe_accuracy": probe_accuracy(clip.visual.eval())}]
@@ -158,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + torch.cos(torch.tensor(step / args.steps * torch.pi)))
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        images, texts = batch(photos, args.batch_size, generator, degradations, args.word_only, clip.visual.image_size)
+        images, texts = batch(photos, args.batch_size, generator, degradations, args.word_only, clip.visual.image_size, args.tint)
         image_features = F.normalize(clip.encode_image(images), dim=-1)
         text_features = F.normalize(clip.encode_text(tokenizer(texts)), dim=-1)
         logits = clip.logit_scale.exp() * image_features @ text_features.T
@@ -188,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
         "# mini-clip: training log summary",
         "",
         f"`python benchmarks/train_mini_clip.py --seed {args.seed} --steps {args.steps} --tower {args.tower} "
-        f"--lr {args.lr:g} --word-only {args.word_only:g} --image-size {args.image_size}`: "
+        f"--lr {args.lr:g} --word-only {args.word_only:g} --image-size {args.image_size} --width {args.width}"
+        f"{' --extra-photos' if args.extra_photos else ''}{f' --tint {args.tint:g}' if args.tint else ''}`: "
         f"{(time.perf_counter() - start) / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
         "",
         "| step | held-out linear-probe accuracy (8 degradations, test photos) |",

@@ -271,13 +271,13 @@ def number_tokens(tokenizer: Any) -> list[int]:
 def restoration_prompts_varying(stage: str, values: list[float], rng: random.Random) -> list[str]:
     """SPIRE's restoration prompts that differ only in ``stage``'s value, inside a random set of other
     stages (each kept with p 0.5, the pipeline's skip rate) drawn once for the batch."""
-    from restorezoo.data.degrade.parameterized import _STAGE_WORDS, STAGES, restoration_prompt
+    from restorezoo.data.degrade.parameterized import STAGE_WORDS, STAGES, restoration_prompt
 
     others = {name: draw_value(name, rng) for name in STAGES if name != stage and rng.random() < 0.5}
     prompts = []
     for value in values:
         chosen = {**others, stage: value}
-        prompts.append(restoration_prompt([{"stage": name, _STAGE_WORDS[name][1]: chosen[name]} for name in STAGES
+        prompts.append(restoration_prompt([{"stage": name, STAGE_WORDS[name][1]: chosen[name]} for name in STAGES
                                            if name in chosen], with_values=True))
     return prompts
 
@@ -294,10 +294,10 @@ def _default_ranges() -> dict[str, tuple[float, float]]:
 
 def draw_value(stage: str, rng: random.Random) -> float:
     """One value of ``stage`` from the parameterized pipeline's default range, at its printed precision."""
-    from restorezoo.data.degrade.parameterized import _STAGE_WORDS
+    from restorezoo.data.degrade.parameterized import STAGE_WORDS
 
     low, high = _default_ranges()[stage]
-    return round(rng.uniform(low, high), _STAGE_WORDS[stage][2])
+    return round(rng.uniform(low, high), STAGE_WORDS[stage][2])
 
 
 def number_aware_digits(
@@ -355,9 +355,12 @@ def number_geometry(text_encoder: torch.nn.Module, tokenizer: Any) -> dict[str, 
     outputs' pairwise distances with |s − s'| and the nearest other value of each s."""
     from scipy.stats import spearmanr
 
+    from restorezoo.data.degrade.parameterized import restoration_prompt
+
     values = [round(0.3 + 0.1 * i, 1) for i in range(38)]
+    prompts = [restoration_prompt([{"stage": "blur", "sigma": v}], with_values=True) for v in values]
     with torch.no_grad():
-        features = text_encoder(tokenizer([f"Deblur with sigma {v:.1f};" for v in values]))[0].flatten(1).double()
+        features = text_encoder(tokenizer(prompts))[0].flatten(1).double()
     distance = torch.cdist(features, features)
     upper = torch.triu_indices(len(values), len(values), 1)
     gaps = torch.tensor(values)[:, None].sub(torch.tensor(values)[None]).abs()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "instructir" / "quickstart.yaml"
 TINY_INSTRUCTIR = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), text_encoder="minilm")
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[Path]:
+    """Run the CLI from ``path`` (relative ``runs/`` folders land there) and come back, even on failure."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(previous)
 
 
 def write_photo(path: Path, seed: int, size: tuple[int, int] = (40, 48)) -> np.ndarray:
@@ -90,11 +103,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from restorezoo.cli import main
 
     workdir = tmp_path_factory.mktemp("quickstart")
-    previous = Path.cwd()
-    os.chdir(workdir)
-    try:
+    with working_directory(workdir):
         main(["fit", "--config", str(QUICKSTART)])
-    finally:
-        os.chdir(previous)
     assert (workdir / "runs/instructir-quickstart/checkpoints/last.ckpt").is_file()
     return workdir

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
 from restorezoo.cli import main
 from restorezoo.models.irsde import IRSDE
-from tests.conftest import REPO
+from tests.conftest import REPO, working_directory
 
 QUICKSTART = REPO / "configs" / "daclip" / "irsde_quickstart.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -24,9 +23,7 @@ def test_command_line_sampler_steps_override_the_checkpoint_hparams(tmp_path: Pa
     def record(self: IRSDE) -> None:
         built.append((self.steps, self.unet.init_conv.out_channels))
 
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main(["fit", "--config", str(QUICKSTART), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
               "--trainer.limit_val_batches", "0", "--data.init_args.batch_size", "2",
               "--model.init_args.steps", "3", *QUIET])
@@ -45,5 +42,3 @@ def test_command_line_sampler_steps_override_the_checkpoint_hparams(tmp_path: Pa
         main(["test", "--config", str(no_model), "--ckpt_path", str(ckpt), "--model", "IRSDE",
               "--model.init_args.steps", "2", *TEST])
         assert built[1] == (2, 16)
-    finally:
-        os.chdir(previous)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from restorezoo.cli import main
-from tests.conftest import REPO, write_photo
+from tests.conftest import REPO, working_directory, write_photo
 
 CONFIGS = sorted((REPO / "configs").glob("*/*.yaml"))
 TINY = [
@@ -61,14 +60,10 @@ def test_paper_5d_config_runs_on_the_distributed_folder_layout(tmp_path: Path):
     for base, lq, hq in (("data/test/SOTS/outdoor", "hazy", "gt"), ("data/train/RESIDE/OTS", "hazy", "clear")):
         write_photo(tmp_path / base / hq / "0001.png", seed=1, size=(48, 48))
         write_photo(tmp_path / base / lq / "0001_0.8_0.2.png", seed=2, size=(48, 48))
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main([
             "fit", "--config", str(REPO / "configs/instructir/5d.yaml"), *TINY,
             "--trainer.fast_dev_run", "2", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
             "--trainer.precision", "32-true", "--data.init_args.batch_size", "2", "--data.init_args.patch_size", "32",
             "--data.init_args.num_workers", "0", "--metrics.save_images", "0",
         ])
-    finally:
-        os.chdir(previous)

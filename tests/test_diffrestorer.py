@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +21,7 @@ from restorezoo.models.diffrestorer import (
 )
 from restorezoo.models.diffrestorer_decoder import DiffRestorerDecoder
 from restorezoo.models.losses import PerceptualLoss
+from tests.conftest import working_directory
 
 TASKS = ["noise", "lowlight", "blur"]
 TINY = dict(
@@ -271,9 +271,7 @@ def test_cli_fit_stage1_fit_decoder_test_both_decoders_restore_and_reload(tmp_pa
     from restorezoo.data.io import save_image
 
     configs = Path(__file__).resolve().parents[1] / "configs" / "diffrestorer"
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main(["fit", "--config", str(configs / "quickstart.yaml"), *QUICK, "--model.init_args.steps", "2"])
         stage1 = tmp_path / "runs/diffrestorer-quickstart/checkpoints/last.ckpt"
         assert stage1.is_file()
@@ -296,8 +294,6 @@ def test_cli_fit_stage1_fit_decoder_test_both_decoders_restore_and_reload(tmp_pa
         save_image(torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0)), image)
         main(["restore", str(image), "--ckpt", str(decoder), "-o", str(tmp_path / "out.png")])
         assert (tmp_path / "out.png").is_file()
-    finally:
-        os.chdir(previous)
     # the decoder checkpoint records its stage-1 checkpoint by absolute path: it reloads from anywhere
     combined = load_model(ckpt=decoder)
     assert isinstance(combined, DiffRestorerDecoder)

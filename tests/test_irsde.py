@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 from restorezoo.cli import main
 from restorezoo.models.irsde import IRSDE, ConditionalUNet, MeanRevertingSDE
-from tests.conftest import REPO
+from tests.conftest import REPO, working_directory
 
 MANIFEST = Path(__file__).parent / "specs" / "irsde_official_unet_keys.json"
 QUICKSTART = REPO / "configs" / "daclip" / "irsde_quickstart.yaml"
@@ -215,11 +214,9 @@ def test_quickstart_fit_test_restore_through_the_cli(tmp_path: Path):
     from restorezoo import load_model
     from restorezoo.data import Sample, load_image, save_image
 
-    previous = Path.cwd()
-    os.chdir(tmp_path)
     fast = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "0",
             "--data.init_args.batch_size", "2", "--model.init_args.steps", "2"]
-    try:
+    with working_directory(tmp_path):
         main(["fit", "--config", str(QUICKSTART), *fast])
         ckpt = tmp_path / "runs/irsde-quickstart/checkpoints/last.ckpt"
         assert ckpt.is_file()
@@ -230,8 +227,6 @@ def test_quickstart_fit_test_restore_through_the_cli(tmp_path: Path):
         save_image(Sample("test", tasks=["noise"]).configure(training=False)[0]["lq"][:, :21, :30], photo)
         main(["restore", str(photo), "--ckpt", str(ckpt), "-o", "out"])
         assert load_image(tmp_path / "out" / "photo_restored.png").shape == (3, 21, 30)
-    finally:
-        os.chdir(previous)
     reloaded = load_model(ckpt=ckpt)
     assert isinstance(reloaded, IRSDE) and reloaded.unet_ema is not None and reloaded.sde.T == 20
 
@@ -346,14 +341,10 @@ def test_the_quickstart_as_configured_beats_its_degraded_input(tmp_path: Path):
     """The README's IR-SDE quickstart, fit and test exactly as configured: every row above its input."""
     import csv
 
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main(["fit", "--config", str(QUICKSTART)])
         main(["test", "--config", str(QUICKSTART), "--ckpt_path", "runs/irsde-quickstart/checkpoints/last.ckpt",
               "--metrics.output_dir", "table", "--metrics.save_images", "0"])
-    finally:
-        os.chdir(previous)
     with open(tmp_path / "table" / "benchmark.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows

@@ -52,15 +52,16 @@ def test_missing_mini_clip_is_one_clear_line(monkeypatch, tmp_path):
     assert "\n" not in str(error.value)
 
 
-def test_mini_clip_loads_a_tower_of_any_trained_input_size(monkeypatch, tmp_path):
-    """``train_mini_clip.py --image-size 96`` writes a 96² tower; the loader reads the side off its weights."""
+def test_mini_clip_loads_a_tower_of_any_trained_input_size_and_width(monkeypatch, tmp_path):
+    """``train_mini_clip.py --image-size 96 --width 16`` writes a 96², width-16 tower; the loader reads both
+    off its weights."""
     from safetensors.torch import save_file
 
-    clip, _ = clip_module.mini_clip_architecture(96)
+    clip, _ = clip_module.mini_clip_architecture(96, width=16)
     save_file({k: v.contiguous() for k, v in clip.visual.state_dict().items()}, str(tmp_path / "tower.safetensors"))
     monkeypatch.setattr(clip_module, "MINI_CLIP_FILE", tmp_path / "tower.safetensors")
     tower = clip_module.mini_clip()
-    assert tower.image_size == 96
+    assert tower.image_size == 96 and tower.conv3.out_channels == 16
     image = torch.rand(1, 3, 96, 96)
     assert torch.equal(tower(image), clip.visual.eval()(image))
     with pytest.raises(RestoreZooError, match="multiple of 32"):

@@ -14,6 +14,7 @@ from restorezoo.models.stable_diffusion import (
     write_clip_tokenizer,
 )
 from restorezoo.weights import MINI_SD, PACKAGED_STABLE_DIFFUSION
+from tests.conftest import working_directory
 
 PROMPTS = [
     "a photo of a ginger cat",
@@ -76,18 +77,13 @@ def test_missing_packaged_backbone_is_one_clear_line(monkeypatch, tmp_path):
 def _fit_and_test(tmp_path, config, run: str) -> list[dict[str, str]]:
     """``restorezoo fit`` + ``test`` of a quickstart exactly as configured; the test table's rows."""
     import csv
-    import os
 
     from restorezoo.cli import main
 
-    previous = os.getcwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main(["fit", "--config", str(config)])
         main(["test", "--config", str(config), "--ckpt_path", f"runs/{run}/checkpoints/last.ckpt",
               "--metrics.output_dir", "table", "--metrics.save_images", "0"])
-    finally:
-        os.chdir(previous)
     with open(tmp_path / "table" / "benchmark.csv", newline="") as handle:
         return list(csv.DictReader(handle))
 

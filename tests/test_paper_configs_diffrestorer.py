@@ -3,7 +3,6 @@ laid out as the archives ship it (tiny random SD and CLIP, CPU). Slow: one model
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import yaml
 
 from restorezoo.cli import main
 from restorezoo.data.presets import DIFFRESTORER_BENCHMARKS, PRESETS
-from tests.conftest import REPO, write_photo
+from tests.conftest import REPO, working_directory, write_photo
 
 CONFIGS = REPO / "configs" / "diffrestorer"
 CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "32-true",
@@ -57,12 +56,8 @@ def _layout(root: Path) -> None:
 
 
 def _run(tmp_path: Path, args: list[str]) -> None:
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main(args)
-    finally:
-        os.chdir(previous)
 
 
 @pytest.mark.slow

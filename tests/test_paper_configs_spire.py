@@ -4,13 +4,12 @@ archive ships it (tiny random SD, CPU). Slow: each run builds a model and a Real
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from restorezoo.cli import main
-from tests.conftest import REPO, write_photo
+from tests.conftest import REPO, working_directory, write_photo
 
 CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "32-true",
        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -37,16 +36,12 @@ def _coco(root: Path) -> None:
 def test_spire_config_runs_its_first_step_and_test_on_the_coco_layout(tmp_path: Path, name: str):
     _coco(tmp_path)
     config = str(REPO / "configs/spire" / f"{name}.yaml")
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with working_directory(tmp_path):
         main(["fit", "--config", config, *TINY, *CPU, "--trainer.fast_dev_run", "1",
               "--data.init_args.batch_size", "2", "--data.init_args.patch_size", "96",
               "--data.init_args.num_workers", "0", "--metrics.save_images", "0", "--metrics.learned", "[]"])
         main(["test", "--config", config, *TINY, *CPU, "--trainer.limit_test_batches", "1",
               "--data.init_args.num_workers", "0", "--metrics.save_images", "0", "--metrics.learned", "[]",
               "--metrics.output_dir", "table"])
-    finally:
-        os.chdir(previous)
     table = next((tmp_path / "table").rglob("*.md")).read_text()
     assert "coco_val" in table and "coco_val_realesrgan_x4" in table

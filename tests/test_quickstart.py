@@ -20,18 +20,14 @@ from restorezoo.cli import main
 from restorezoo.data import Sample, load_image
 from restorezoo.data.prompts import instructions
 from restorezoo.metrics import psnr
-from tests.conftest import QUICKSTART
+from tests.conftest import QUICKSTART, working_directory
 
 CKPT = Path("runs/instructir-quickstart/checkpoints/last.ckpt")
 
 
 def _run_in(workdir: Path, args: list[str]) -> None:
-    previous = Path.cwd()
-    os.chdir(workdir)
-    try:
+    with working_directory(workdir):
         main(args)
-    finally:
-        os.chdir(previous)
 
 
 def _read_table(path: Path) -> dict[tuple[str, str], dict[str, str]]:

@@ -61,10 +61,10 @@ MINI_CLIP = "mini-clip"
 MINI_CLIP_FILE = Path(__file__).resolve().parents[1] / "assets" / MINI_CLIP / "image_tower.safetensors"
 
 
-def mini_clip_architecture(image_size: int = 64) -> tuple[nn.Module, Any]:
+def mini_clip_architecture(image_size: int = 64, width: int = 8) -> tuple[nn.Module, Any]:
     """mini-clip's untrained network and tokenizer: a ``ModifiedResNet`` image tower (CLIP-RN50's design,
-    one bottleneck per stage, width 8, 0.35 M parameters; ``image_size`` a multiple of 32) and tiny_clip's
-    text tower.
+    one bottleneck per stage, ``width`` 8: 0.35 M parameters; ``image_size`` a multiple of 32) and
+    tiny_clip's text tower.
 
     A convolutional tower because the ViT of :func:`tiny_clip` (16 patches of 16²) learns the local
     statistics that tell noise, blur and JPEG apart far more slowly at this size
@@ -74,7 +74,7 @@ def mini_clip_architecture(image_size: int = 64) -> tuple[nn.Module, Any]:
 
     if image_size % 32:
         raise RestoreZooError(f"mini-clip's input side must be a multiple of 32 (the tower's stride), got {image_size}")
-    return _small_clip(CLIPVisionCfg(image_size=image_size, layers=(1, 1, 1, 1), width=8, head_width=32))
+    return _small_clip(CLIPVisionCfg(image_size=image_size, layers=(1, 1, 1, 1), width=width, head_width=32))
 
 
 def mini_clip() -> nn.Module:
@@ -88,7 +88,8 @@ def mini_clip() -> nn.Module:
     state = load_state_dict(MINI_CLIP_FILE)
     # the attention pool has one position per 32² cell of the input, plus the pooled token
     side = 32 * math.isqrt(state["attnpool.positional_embedding"].shape[0] - 1)
-    clip, _ = mini_clip_architecture(side)
+    # and its stem's first convolution has width / 2 filters
+    clip, _ = mini_clip_architecture(side, width=2 * state["conv1.weight"].shape[0])
     clip.visual.load_state_dict(state, strict=True)
     return clip.visual.eval()
 

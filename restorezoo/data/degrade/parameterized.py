@@ -40,6 +40,7 @@ from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
 __all__ = [
     "LEGACY_ORDER",
     "STAGES",
+    "STAGE_WORDS",
     "Parameterized",
     "parse_restoration_prompt",
     "restoration_prompt",
@@ -52,14 +53,14 @@ STAGES: tuple[str, ...] = ("downsample", "blur", "noise", "jpeg")
 LEGACY_ORDER: tuple[str, ...] = ("blur", "downsample", "noise", "jpeg")
 """restorezoo's former order (Real-ESRGAN's blur → resize → noise → JPEG), kept as an option."""
 
-# stage -> (prompt verb, parameter name, printed decimals; 0 means an integer)
-_STAGE_WORDS: dict[str, tuple[str, str, int]] = {
+STAGE_WORDS: dict[str, tuple[str, str, int]] = {
     "blur": ("Deblur", "sigma", 1),
     "downsample": ("Upsample", "scale", 1),
     "noise": ("Denoise", "sigma", 2),
     "jpeg": ("Dejpeg", "quality", 0),
 }
-_VERB_TO_STAGE = {verb.lower(): stage for stage, (verb, _, _) in _STAGE_WORDS.items()}
+"""stage → (prompt verb, parameter name in the stage's params, printed decimals; 0 means an integer)."""
+_VERB_TO_STAGE = {verb.lower(): stage for stage, (verb, _, _) in STAGE_WORDS.items()}
 _BLIND = SPIRE_BLIND_PROMPT.lower()
 
 
@@ -215,9 +216,9 @@ def _format_value(value: float, decimals: int) -> str:
 
 def _clause(st: Params, with_values: bool) -> str:
     name = st["stage"]
-    if name not in _STAGE_WORDS:
+    if name not in STAGE_WORDS:
         raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
-    verb, key, decimals = _STAGE_WORDS[name]
+    verb, key, decimals = STAGE_WORDS[name]
     if not with_values:
         return verb
     if name == "downsample":  # SPIRE, App. D: "Upsample to 6.0x;"
@@ -274,10 +275,10 @@ def parse_restoration_prompt(text: str) -> list[Params]:
         verb, key, value, to_x, to_value = m.groups()
         stage = _VERB_TO_STAGE.get(verb.lower())
         if stage is None:
-            verbs = ", ".join(v for v, _, _ in _STAGE_WORDS.values())
+            verbs = ", ".join(v for v, _, _ in STAGE_WORDS.values())
             raise ValueError(f"unknown restoration verb {verb!r} in {text!r}; known verbs: {verbs}")
         entry: Params = {"stage": stage}
-        _, expected, decimals = _STAGE_WORDS[stage]
+        _, expected, decimals = STAGE_WORDS[stage]
         if to_x is not None or to_value is not None:
             if stage != "downsample":
                 raise ValueError(f"only Upsample takes 'to <scale>x', not {verb!r}, in {text!r}")
