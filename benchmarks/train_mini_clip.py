@@ -38,7 +38,7 @@ from restorezoo.data.sample_photos import (
     SAMPLE_PHOTOS,
     sample_photo,
 )
-from restorezoo.encoders.clip import clip_pixels, mini_clip_architecture, tiny_clip
+from restorezoo.encoders.clip import clip_pixels, mini_clip, mini_clip_architecture, tiny_clip
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "restorezoo" / "assets" / "mini-clip"
 DEGRADATIONS = {
@@ -110,9 +110,15 @@ def tinted(crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def probe_accuracy(tower: torch.nn.Module, per_class: bool = False) -> float | tuple[float, list[float]]:
+def probe_accuracy(
+    tower: torch.nn.Module, per_class: bool = False, train_patch: int | None = None
+) -> float | tuple[float, list[float]]:
     """Held-out linear probe: a logistic regression on embeddings of train photos (3 draws), scored on the
-    test photos (4 draws), eight classes; with ``per_class`` also each class's accuracy."""
+    test photos (4 draws), eight classes; with ``per_class`` also each class's accuracy.
+
+    ``train_patch``: fit the regression on random ``train_patch``-px training patches of the train photos
+    instead (30 draws, degraded after cropping, as Diff-Restorer's DataModule feeds its classifier).
+    """
 
     def embed(split: str, seeds: range) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
@@ -123,7 +129,18 @@ def probe_accuracy(tower: torch.nn.Module, per_class: bool = False) -> float | t
             ys.append(torch.arange(len(data)) % len(EIGHT))
         return torch.cat(xs), torch.cat(ys)
 
-    x, y = embed("train", range(3))
+    def embed_patches(size: int, draws: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # training crops draw from the global generator
+            for _ in range(draws):
+                data = Sample("train", tasks=EIGHT).configure(training=True, patch_size=size)
+                lq = torch.stack([data[i]["lq"] for i in range(len(data))])
+                xs.append(tower(clip_pixels(lq, tower.image_size)))
+                ys.append(torch.arange(len(data)) % len(EIGHT))
+        return torch.cat(xs), torch.cat(ys)
+
+    x, y = embed("train", range(3)) if train_patch is None else embed_patches(train_patch)
     x_test, y_test = embed("test", range(1000, 1004))
     mean, std = x.mean(0), x.std(0) + 1e-6
     x, x_test = (x - mean) / std, (x_test - mean) / std
@@ -141,6 +158,16 @@ def probe_accuracy(tower: torch.nn.Module, per_class: bool = False) -> float | t
     if not per_class:
         return accuracy
     return accuracy, [float(right[y_test == k].float().mean()) for k in range(len(EIGHT))]
+
+
+def print_probes(tower: torch.nn.Module) -> None:
+    """The held-out probe with the regression fitted on whole train photos and on training patches."""
+    print("| regression fitted on | held-out accuracy | " + " | ".join(str(t if isinstance(t, str) else t["name"]) for t in EIGHT) + " |")
+    print("|---|---:|" + "---:|" * len(EIGHT))
+    for patch in (None, 32, 64, 96):
+        accuracy, per_class = probe_accuracy(tower, per_class=True, train_patch=patch)
+        where = "train photos, 96 px (3 draws)" if patch is None else f"{patch}-px training patches (30 draws)"
+        print(f"| {where} | {100 * accuracy:.1f} % | " + " | ".join(f"{100 * a:.0f} %" for a in per_class) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,7 +189,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tint", type=float, default=0.0,
                         help="probability of a random per-channel gamma/gain on a crop before degrading (default 0)")
     parser.add_argument("--width", type=int, default=8, help="the ResNet tower's base width (default 8)")
+    parser.add_argument("--probe", default=None, metavar="TOWER",
+                        help="train nothing: probe this image_tower.safetensors, fitting the regression on the "
+                             "train photos and on 32/64/96-px training patches (Diff-Restorer's view)")
     args = parser.parse_args(argv)
+    if args.probe:
+        print_probes(mini_clip(args.probe))
+        return
 
     from safetensors.torch import save_file
 

@@ -77,15 +77,16 @@ def mini_clip_architecture(image_size: int = 64, width: int = 8) -> tuple[nn.Mod
     return _small_clip(CLIPVisionCfg(image_size=image_size, layers=(1, 1, 1, 1), width=width, head_width=32))
 
 
-def mini_clip() -> nn.Module:
+def mini_clip(path: str | Path | None = None) -> nn.Module:
     """The packaged mini-clip's image tower (the text tower is not shipped), trained by restorezoo on the
-    sample's train photos; offline, no extra step."""
-    if not MINI_CLIP_FILE.is_file():
+    sample's train photos; offline, no extra step. ``path``: another tower file ``train_mini_clip.py`` wrote."""
+    path = MINI_CLIP_FILE if path is None else Path(path)
+    if not path.is_file():
         raise WeightsNotFoundError(
-            f"the packaged '{MINI_CLIP}' weights are missing ({MINI_CLIP_FILE}); reinstall restorezoo or rebuild "
+            f"the packaged '{MINI_CLIP}' weights are missing ({path}); reinstall restorezoo or rebuild "
             "them with `python benchmarks/train_mini_clip.py`"
         )
-    state = load_state_dict(MINI_CLIP_FILE)
+    state = load_state_dict(path)
     # the attention pool has one position per 32² cell of the input, plus the pooled token
     side = 32 * math.isqrt(state["attnpool.positional_embedding"].shape[0] - 1)
     # and its stem's first convolution has width / 2 filters
