@@ -22,6 +22,7 @@ embedding carries, which is what Diff-Restorer's P_D reads.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -188,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also train on scikit-image's photos outside the sample's splits (EXTRA_PHOTOS)")
     parser.add_argument("--tint", type=float, default=0.0,
                         help="probability of a random per-channel gamma/gain on a crop before degrading (default 0)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="probe and ship an exponential moving average of the tower with this decay (default 0: off)")
     parser.add_argument("--width", type=int, default=8, help="the ResNet tower's base width (default 8)")
     parser.add_argument("--probe", default=None, metavar="TOWER",
                         help="train nothing: probe this image_tower.safetensors, fitting the regression on the "
@@ -212,7 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     photos = {name: sample_photo(name) for name in names}
     degradations = {kind: build_degradation(spec) for kind, (spec, _) in DEGRADATIONS.items()}
     optimizer = torch.optim.AdamW(clip.parameters(), lr=args.lr, weight_decay=0.1)
-    records = [{"step": 0, "probe_accuracy": probe_accuracy(clip.visual.eval())}]
+    # --ema: probe and ship an exponential moving average of the image tower (BatchNorm statistics copied)
+    ema = copy.deepcopy(clip.visual).eval().requires_grad_(False) if args.ema else None
+
+    def tower() -> torch.nn.Module:
+        return ema if ema is not None else clip.visual.eval()
+
+    records = [{"step": 0, "probe_accuracy": probe_accuracy(tower())}]
     log.write_text(json.dumps(records[0]) + "\n")
     clip.train()
     bar = tqdm(range(args.steps), desc="mini-clip")
@@ -233,25 +242,31 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.step()
         with torch.no_grad():
             clip.logit_scale.clamp_(0, 4.6052)
+            if ema is not None:
+                for average, weight in zip(ema.parameters(), clip.visual.parameters()):
+                    average.lerp_(weight, 1 - args.ema)
+                for average, statistic in zip(ema.buffers(), clip.visual.buffers()):
+                    average.copy_(statistic)
         record: dict = {"step": step + 1, "loss": float(loss)}
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-            record["probe_accuracy"] = probe_accuracy(clip.visual.eval())
+            record["probe_accuracy"] = probe_accuracy(tower())
             clip.train()
             bar.set_postfix(probe=f"{record['probe_accuracy']:.2f}")
         with log.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
     clip.eval()
-    accuracy, per_class = probe_accuracy(clip.visual, per_class=True)
+    accuracy, per_class = probe_accuracy(tower(), per_class=True)
     # the image tower only: Diff-Restorer reads nothing else, and the text tower's 49408-token embedding
     # table alone would be 12.6 MB
-    save_file({k: v.contiguous() for k, v in clip.visual.state_dict().items()}, str(out / "image_tower.safetensors"))
+    save_file({k: v.contiguous() for k, v in tower().state_dict().items()}, str(out / "image_tower.safetensors"))
     probes = [json.loads(line) for line in log.read_text().splitlines() if "probe_accuracy" in line]
     summary = [
         "# mini-clip: training log summary",
         "",
         f"`python benchmarks/train_mini_clip.py --seed {args.seed} --steps {args.steps} --tower {args.tower} "
         f"--lr {args.lr:g} --word-only {args.word_only:g} --image-size {args.image_size} --width {args.width}"
-        f"{' --extra-photos' if args.extra_photos else ''}{f' --tint {args.tint:g}' if args.tint else ''}`: "
+        f"{' --extra-photos' if args.extra_photos else ''}{f' --tint {args.tint:g}' if args.tint else ''}"
+        f"{f' --ema {args.ema:g}' if args.ema else ''}`: "
         f"{(time.perf_counter() - start) / 60:.1f} min on {torch.get_num_threads()} CPU threads.",
         "",
         "| step | held-out linear-probe accuracy (8 degradations, test photos) |",
