@@ -38,7 +38,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from restorezoo.cli import main as cli
-from restorezoo.data import Sample
+from restorezoo.data import Sample, datamodule_from_config
 from restorezoo.data.degrade import ops
 from restorezoo.data.prompts import SPIRE_BLIND_PROMPT
 from restorezoo.data.sample_photos import (
@@ -83,13 +83,8 @@ def gradient_energy(images: torch.Tensor) -> torch.Tensor:
 
 
 def test_sets(config: Path) -> list[tuple[str, Sample]]:
-    """The quickstart config's test sets, built as the datamodule builds them."""
-    sets = []
-    for spec in yaml.safe_load(config.read_text())["data"]["init_args"]["test"]:
-        args = dict(spec["init_args"])
-        data = Sample(**args).configure(training=False)
-        sets.append((args.get("benchmark", "sample"), data))
-    return sets
+    """The quickstart config's test sets, built by the datamodule the CLI builds from it."""
+    return [(data.benchmark, data) for data in datamodule_from_config(config).test_sets]
 
 
 def stack(data: Sample) -> dict[str, Any]:

@@ -61,9 +61,12 @@ def _lightning_cli(args: list[str] | None) -> None:
     import restorezoo.models
 
     # Import every model and dataset module so configs can name classes by short name (class_path: Sample).
-    restorezoo.models.import_all()
     from restorezoo.callbacks import FastPath
-    from restorezoo.data import RestorationDataModule, datasets, realesrgan_dataset, testsets  # noqa: F401
+    from restorezoo.data import RestorationDataModule
+    from restorezoo.data.datamodule import import_all_datasets
+
+    restorezoo.models.import_all()
+    import_all_datasets()
     from restorezoo.inference import ImageWriter
     from restorezoo.metrics import RestorationMetrics
     from restorezoo.models.base import ZooModule

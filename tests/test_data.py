@@ -252,3 +252,24 @@ def test_samples_per_epoch_sets_the_weighted_epoch_length(tmp_path):
     assert len(RestorationDataModule(train=sets, train_weights=[1, 1], batch_size=2).train_sampler()) == 20
     with pytest.raises(DataError, match="samples_per_epoch"):
         RestorationDataModule(train=sets, samples_per_epoch=50)
+
+
+def test_datamodule_from_config_builds_the_datasets_the_cli_builds_by_short_class_name(tmp_path):
+    """benchmarks/miniature.py measures a config's own test sets; they come from the same parser the CLI uses
+    (short class paths resolved, the datamodule's eval configuration applied), not from a second YAML reader."""
+    from restorezoo.data import datamodule_from_config
+    from restorezoo.data.realesrgan_dataset import SpireMix
+    from tests.conftest import REPO
+
+    diffrestorer = datamodule_from_config(REPO / "configs" / "diffrestorer" / "quickstart.yaml")
+    assert [(s.benchmark, len(s), s.training) for s in diffrestorer.test_sets] == [
+        ("sample", 15, False), ("sample_ours_s", 15, False)]
+    assert tuple(diffrestorer.test_sets[0][0]["lq"].shape) == (3, 96, 96)  # max_side 96, no training crop
+    assert diffrestorer.train_sets[0].patch_size == 32 and diffrestorer.train_sets[0].training
+    spire = datamodule_from_config(REPO / "configs" / "spire" / "quickstart.yaml")
+    assert isinstance(spire.train_sets[0], SpireMix)  # "class_path: SpireMix", another module than Sample's
+    (tmp_path / "no_data.yaml").write_text("model: {}\n")
+    for path, message in ((tmp_path / "absent.yaml", "config not found"), (tmp_path / "no_data.yaml", "no 'data' section")):
+        with pytest.raises(DataError, match=message) as error:
+            datamodule_from_config(path)
+        assert "\n" not in str(error.value)

@@ -11,7 +11,7 @@ from restorezoo.lazy import lazy_exports
 _MODULES = {
     "restorezoo.data.batch": ("BATCH_KEYS", "batch_from_images", "collate", "make_sample"),
     "restorezoo.data.testsets": ("PRESETS", "Benchmark", "BenchmarkPreset"),
-    "restorezoo.data.datamodule": ("RestorationDataModule",),
+    "restorezoo.data.datamodule": ("RestorationDataModule", "datamodule_from_config"),
     "restorezoo.data.datasets": ("CaptionedFolder", "Manifest", "PairedFolder", "RestorationDataset", "Sample", "Synthetic", "UniversalFolder"),
     "restorezoo.data.io": ("load_image", "save_image"),
     "restorezoo.data.realesrgan_dataset": ("RealESRGANSynthetic", "SpireMix"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -283,3 +284,33 @@ def _degradation_plan(batch: dict[str, Any]) -> tuple[list[int], int]:
         seed = int(torch.randint(0, 2**62, ()))
     return rows, seed
 
+
+
+DATASET_MODULES: tuple[str, ...] = ("datasets", "realesrgan_dataset", "testsets")
+"""restorezoo.data's modules holding dataset classes."""
+
+
+def import_all_datasets() -> None:
+    """Import every dataset module, so configs can name dataset classes by short name (``class_path: Sample``)."""
+    import importlib
+
+    for module in DATASET_MODULES:
+        importlib.import_module(f"restorezoo.data.{module}")
+
+
+def datamodule_from_config(config: str | Path) -> RestorationDataModule:
+    """The ``data:`` section of a fit/test config, built as ``restorezoo fit``/``test`` build it (jsonargparse:
+    class paths, defaults and type checks), for scripts that measure a config's own datasets."""
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    import_all_datasets()
+    path = Path(config).expanduser()
+    if not path.is_file():
+        raise DataError(f"config not found: {path}")
+    section = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data")
+    if not isinstance(section, dict):
+        raise DataError(f"{path} has no 'data' section")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--data", type=RestorationDataModule)
+    return parser.instantiate(parser.parse_object({"data": section})).data
