@@ -261,7 +261,8 @@ def test_declared_sampling_options_are_the_keywords_each_restore_takes():
     def keywords(function: Any, *internal: str) -> set[str]:
         return set(inspect.signature(function).parameters) - {"self", "batch", "sampling", *internal}
 
-    latent = keywords(LatentDiffusionRestorer.restore, "condition_extra")
+    # restore decodes (decode_tile) what restored_latents samples with the other options
+    latent = keywords(LatentDiffusionRestorer.restored_latents, "condition_extra") | keywords(LatentDiffusionRestorer.restore)
     assert set(IRSDE.sampling_options) == keywords(IRSDE.sample_chain)  # IR-SDE's restore clamps sample_chain
     assert set(SPIRE.sampling_options) == set(DiffRestorerDecoder.sampling_options) == latent
     assert set(DiffRestorer.sampling_options) == latent | keywords(DiffRestorer.restore)

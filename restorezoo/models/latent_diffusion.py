@@ -225,29 +225,12 @@ class LatentDiffusionRestorer(RestorationModule):
         return guided(cond_out, uncond_out, scale)
 
     @torch.no_grad()
-    def restore(
-        self,
-        batch: dict[str, Any],
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        seed: int | None = None,
-        scheduler: str | None = None,
-        progress: bool | None = None,
-        decode_tile: int | None = None,
-        condition_extra: dict[str, Any] | None = None,
-        lq_start: float | None = None,
-        **sampling: Any,
-    ) -> Tensor:
+    def restore(self, batch: dict[str, Any], decode_tile: int | None = None, **sampling: Any) -> Tensor:
         """Sample HQ latents conditioned on ``batch`` and decode them; B×3×H×W in [0, 1] (any size: padded).
-
-        ``condition_extra`` joins ``condition(batch)``: a subclass's per-call choices that ``predict_noise`` or
-        ``decode`` read (Diff-Restorer's decoder), passed as arguments rather than smuggled in the batch.
-        """
+        ``sampling``: the options of :meth:`restored_latents` (steps, guidance_scale, seed, scheduler, progress,
+        lq_start, condition_extra)."""
         height, width = batch["lq"].shape[-2:]
-        z0, cond = self.restored_latents(
-            batch, steps=steps, guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, progress=progress,
-            condition_extra=condition_extra, lq_start=lq_start, **sampling,
-        )
+        z0, cond = self.restored_latents(batch, **sampling)
         tile = self.decode_tile if decode_tile is None else decode_tile
         images = self.decode(z0, cond, tile_size=tile)
         return images[..., :height, :width]
@@ -266,7 +249,11 @@ class LatentDiffusionRestorer(RestorationModule):
         **sampling: Any,
     ) -> tuple[Tensor, dict[str, Any]]:
         """The sampled (scaled) latents of ``batch``'s LQ images, padded to the latent grid, and the condition
-        they were sampled under: ``restore`` without the decoding (Diff-Restorer's decoder trains on them)."""
+        they were sampled under: ``restore`` without the decoding (Diff-Restorer's decoder trains on them).
+
+        ``condition_extra`` joins ``condition(batch)``: a subclass's per-call choices that ``predict_noise`` or
+        ``decode`` read (Diff-Restorer's decoder), passed as arguments rather than smuggled in the batch.
+        """
         if sampling:
             raise TypeError(
                 f"{type(self).__name__} sampling takes steps, guidance_scale, seed, scheduler, progress, "
