@@ -59,12 +59,11 @@ def _lightning_cli(args: list[str] | None) -> None:
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 
     import restorezoo.models
-
-    # Import every model and dataset module so configs can name classes by short name (class_path: Sample).
     from restorezoo.callbacks import FastPath
     from restorezoo.data import RestorationDataModule
     from restorezoo.data.datamodule import import_all_datasets
 
+    # Import every model and dataset module so configs can name classes by short name (class_path: Sample).
     restorezoo.models.import_all()
     import_all_datasets()
     from restorezoo.inference import ImageWriter

@@ -246,8 +246,8 @@ def _check_entry(stage: str, index: int, entry: Any) -> Report:
     return report
 
 
-def check_config(path: str | Path) -> list[Report]:
-    """Check every dataset of a config's ``data`` section; one ``Report`` per entry, in stage order."""
+def data_section(path: str | Path) -> dict[str, Any]:
+    """A fit/test config's ``data:`` mapping, or a one-line ``DataError`` (missing file, bad YAML, no section)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"config not found: {path}")
@@ -258,6 +258,12 @@ def check_config(path: str | Path) -> list[Report]:
     data = config.get("data") if isinstance(config, dict) else None
     if not isinstance(data, dict):
         raise DataError(f"{path} has no 'data' section")
+    return data
+
+
+def check_config(path: str | Path) -> list[Report]:
+    """Check every dataset of a config's ``data`` section; one ``Report`` per entry, in stage order."""
+    data = data_section(path)
     args = data.get("init_args", data) or {}
     reports = []
     for stage in STAGES:

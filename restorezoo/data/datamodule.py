@@ -285,7 +285,6 @@ def _degradation_plan(batch: dict[str, Any]) -> tuple[list[int], int]:
     return rows, seed
 
 
-
 DATASET_MODULES: tuple[str, ...] = ("datasets", "realesrgan_dataset", "testsets")
 """restorezoo.data's modules holding dataset classes."""
 
@@ -301,16 +300,12 @@ def import_all_datasets() -> None:
 def datamodule_from_config(config: str | Path) -> RestorationDataModule:
     """The ``data:`` section of a fit/test config, built as ``restorezoo fit``/``test`` build it (jsonargparse:
     class paths, defaults and type checks), for scripts that measure a config's own datasets."""
-    import yaml
     from jsonargparse import ArgumentParser
 
+    from restorezoo.data.check import data_section
+
+    section = data_section(config)
     import_all_datasets()
-    path = Path(config).expanduser()
-    if not path.is_file():
-        raise DataError(f"config not found: {path}")
-    section = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data")
-    if not isinstance(section, dict):
-        raise DataError(f"{path} has no 'data' section")
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--data", type=RestorationDataModule)
     return parser.instantiate(parser.parse_object({"data": section})).data
