@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -55,6 +56,8 @@ DEGRADATIONS = {
 }
 """Each type's degradation spec and the words its captions add."""
 EIGHT = list(DIFFRESTORER_SAMPLE_TASKS)
+CLASS_NAMES = [str(t if isinstance(t, str) else t["name"]) for t in EIGHT]
+"""The eight degradation types' names, the probe tables' columns."""
 EXTRA_PHOTOS = {
     "clock": "a grey wall clock",
     "page": "a grey page of printed text",
@@ -121,28 +124,24 @@ def probe_accuracy(
     instead (30 draws, degraded after cropping, as Diff-Restorer's DataModule feeds its classifier).
     """
 
-    def embed(split: str, seeds: range) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(datasets: Iterable[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
-        for seed in seeds:
-            data = Sample(split, tasks=EIGHT, max_side=96, seed=seed).configure(training=False)
+        for data in datasets:
             lq = torch.stack([data[i]["lq"] for i in range(len(data))])
             xs.append(tower(clip_pixels(lq, tower.image_size)))
             ys.append(torch.arange(len(data)) % len(EIGHT))
         return torch.cat(xs), torch.cat(ys)
 
-    def embed_patches(size: int, draws: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = [], []
+    def photos(split: str, seeds: range) -> list[Sample]:
+        return [Sample(split, tasks=EIGHT, max_side=96, seed=seed).configure(training=False) for seed in seeds]
+
+    if train_patch is None:
+        x, y = embed(photos("train", range(3)))
+    else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # training crops draw from the global generator
-            for _ in range(draws):
-                data = Sample("train", tasks=EIGHT).configure(training=True, patch_size=size)
-                lq = torch.stack([data[i]["lq"] for i in range(len(data))])
-                xs.append(tower(clip_pixels(lq, tower.image_size)))
-                ys.append(torch.arange(len(data)) % len(EIGHT))
-        return torch.cat(xs), torch.cat(ys)
-
-    x, y = embed("train", range(3)) if train_patch is None else embed_patches(train_patch)
-    x_test, y_test = embed("test", range(1000, 1004))
+            x, y = embed(Sample("train", tasks=EIGHT).configure(training=True, patch_size=train_patch) for _ in range(30))
+    x_test, y_test = embed(photos("test", range(1000, 1004)))
     mean, std = x.mean(0), x.std(0) + 1e-6
     x, x_test = (x - mean) / std, (x_test - mean) / std
     with torch.enable_grad():
@@ -163,7 +162,7 @@ def probe_accuracy(
 
 def print_probes(tower: torch.nn.Module) -> None:
     """The held-out probe with the regression fitted on whole train photos and on training patches."""
-    print("| regression fitted on | held-out accuracy | " + " | ".join(str(t if isinstance(t, str) else t["name"]) for t in EIGHT) + " |")
+    print("| regression fitted on | held-out accuracy | " + " | ".join(CLASS_NAMES) + " |")
     print("|---|---:|" + "---:|" * len(EIGHT))
     for patch in (None, 32, 64, 96):
         accuracy, per_class = probe_accuracy(tower, per_class=True, train_patch=patch)
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Final held-out probe per class ({100 * accuracy:.1f} % overall, 12 images each):",
         "",
-        "| " + " | ".join(str(t if isinstance(t, str) else t["name"]) for t in EIGHT) + " |",
+        "| " + " | ".join(CLASS_NAMES) + " |",
         "|" + "---:|" * len(EIGHT),
         "| " + " | ".join(f"{100 * a:.0f} %" for a in per_class) + " |",
         "",
